@@ -1,0 +1,22 @@
+//! [`ServiceBuilder`] methods for this crate's layers.
+//!
+//! Each capability adds one method, named after its layer.
+
+#[allow(unused_imports)]
+use tower::layer::util::Stack;
+use tower::ServiceBuilder;
+
+mod sealed {
+    pub trait Sealed<L> {}
+    impl<L> Sealed<L> for tower::ServiceBuilder<L> {}
+}
+
+/// Extension trait that adds this crate's layers to [`ServiceBuilder`], in
+/// the manner of tower-http's `ServiceBuilderExt`.
+///
+/// This trait is sealed: it is implemented for [`ServiceBuilder`] only.
+pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+    // Capabilities add their methods here.
+}
+
+impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {}

@@ -1,0 +1,31 @@
+//! Tower middleware that puts an HTTP service behind a secure perimeter.
+//!
+//! `tower-perimeter` turns the usual advice for exposing an unauthenticated
+//! service (such as the Face SDK Web Service) into composable [`tower`]
+//! layers that wrap any axum or hyper service:
+//!
+//! | capability | module | feature |
+//! |---|---|---|
+//! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
+//!
+//! Other features:
+//!
+//! - `axum` (default): extractors for the values the layers put in request
+//!   extensions.
+//! - `tracing` (default): one `tracing` event per rejected request, with a
+//!   reason code and never a secret.
+//!
+//! [RFC 7617]: https://www.rfc-editor.org/rfc/rfc7617
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[macro_use]
+mod trace;
+
+pub mod body;
+pub mod builder;
+mod error;
+
+pub use body::PerimeterBody;
+pub use builder::ServiceBuilderExt;
+pub use error::ConfigError;
