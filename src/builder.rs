@@ -16,7 +16,12 @@ mod sealed {
 ///
 /// This trait is sealed: it is implemented for [`ServiceBuilder`] only.
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
-    // Capabilities add their methods here.
+    // methods:basic-auth
+    // methods:gateway
+    // methods:csp
+    // methods:https
+    // methods:pinning
+    // methods:hardening
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {}

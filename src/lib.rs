@@ -7,6 +7,11 @@
 //! | capability | module | feature |
 //! |---|---|---|
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
+//! <!-- table:gateway -->
+//! <!-- table:csp -->
+//! <!-- table:https -->
+//! <!-- table:pinning -->
+//! <!-- table:hardening -->
 //!
 //! Other features:
 //!
@@ -25,6 +30,13 @@ mod trace;
 pub mod body;
 pub mod builder;
 mod error;
+
+// modules:basic-auth
+// modules:gateway
+// modules:csp
+// modules:https
+// modules:pinning
+// modules:hardening
 
 pub use body::PerimeterBody;
 pub use builder::ServiceBuilderExt;
