@@ -31,6 +31,8 @@ pub mod body;
 pub mod builder;
 mod error;
 
+#[cfg(feature = "basic-auth")]
+pub mod basic_auth;
 // modules:basic-auth
 // modules:gateway
 // modules:csp
