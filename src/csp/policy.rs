@@ -1347,6 +1347,69 @@ mod tests {
         assert_eq!(policy, again);
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_accepted_source_renders_as_one_directive(text in "\\PC{0,40}") {
+                if let Ok(source) = Source::parse(&text) {
+                    if let Ok(policy) = Policy::builder().default_src([source]).build() {
+                        let header = policy.header_value(&CspNonce::generate());
+                        let rendered = header.to_str().unwrap();
+                        prop_assert!(!rendered.contains(';'), "{rendered}");
+                        prop_assert!(!rendered.contains(','), "{rendered}");
+                        prop_assert_eq!(rendered.split(' ').count(), 2, "{}", rendered);
+                    }
+                }
+            }
+
+            #[test]
+            fn policy_parse_never_panics(text in "\\PC{0,120}") {
+                if let Ok(policy) = Policy::parse(&text) {
+                    let header = policy.header_value(&CspNonce::generate());
+                    prop_assert!(header.to_str().is_ok());
+                    prop_assert!(!header.to_str().unwrap().contains(','));
+                }
+            }
+
+            #[test]
+            fn well_formed_hosts_are_accepted(
+                scheme in proptest::option::of("(https?|wss?)"),
+                labels in proptest::collection::vec("[a-z0-9][a-z0-9-]{0,9}", 1..4),
+                port in proptest::option::of(1u32..=65535),
+                path in proptest::option::of("/[a-z0-9/._-]{0,12}"),
+            ) {
+                let mut host = String::new();
+                if let Some(scheme) = scheme {
+                    host.push_str(&scheme);
+                    host.push_str("://");
+                }
+                host.push_str(&labels.join("."));
+                if let Some(port) = port {
+                    host.push_str(&format!(":{port}"));
+                }
+                host.push_str(path.as_deref().unwrap_or(""));
+                let keyword = KEYWORDS.iter().any(|(kw, _)| *kw == host);
+                let result = Policy::builder().connect_src([Source::host(host.clone())]).build();
+                prop_assert_eq!(result.is_ok(), !keyword, "{}", host);
+            }
+
+            #[test]
+            fn injected_separators_are_always_rejected(
+                before in "[a-z]{1,8}",
+                sep in prop_oneof![Just(';'), Just(','), Just(' '), Just('\n'), Just('\r'), Just('\t'), Just('\0')],
+                after in "[a-z -]{0,12}",
+            ) {
+                let value = format!("{before}.example.com{sep}{after}");
+                prop_assert!(Policy::builder().connect_src([Source::host(value.clone())]).build().is_err());
+                prop_assert!(Policy::builder().report_uri(value.clone()).build().is_err());
+                prop_assert!(Policy::builder().script_src([Source::sha256(value)]).build().is_err());
+            }
+        }
+    }
+
     #[test]
     fn to_builder_derives_a_variant() {
         let base = Policy::builder()
