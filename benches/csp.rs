@@ -99,6 +99,25 @@ fn request_overhead(c: &mut Criterion) {
         b.iter(|| black_box(naive.call(Request::new(())).now_or_never()))
     });
     group.finish();
+
+    // Where the time goes.
+    let policy = preset::face_sdk_web_components(WEB_SERVICE)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("csp/parts");
+    group.bench_function("nonce", |b| b.iter(|| black_box(CspNonce::generate())));
+    let nonce = CspNonce::generate();
+    group.bench_function("header_value", |b| {
+        b.iter(|| black_box(policy.header_value(black_box(&nonce))))
+    });
+    group.bench_function("request_extension", |b| {
+        b.iter(|| {
+            let mut req = Request::new(());
+            req.extensions_mut().insert(nonce);
+            black_box(req)
+        })
+    });
+    group.finish();
 }
 
 /// A 100 KB page with a nonce placeholder every 10 KB.

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! <!-- table:gateway -->
-//! | Content-Security-Policy with per-request nonces, HTML nonce substitution, a Face SDK Web Components preset and a report receiver | [`csp`] | `csp` (default) |
+//! | Content-Security-Policy with per-request nonces, HTML nonce substitution, a Face SDK Web Components preset and a report receiver | `csp` | `csp` (default) |
 //! <!-- table:csp -->
 //! <!-- table:https -->
 //! <!-- table:pinning -->

@@ -126,7 +126,8 @@ pub(crate) fn apply<B>(
     if status == StatusCode::NOT_MODIFIED || status.is_informational() {
         return Response::from_parts(parts, ResponseBody::passthrough(body));
     }
-    let html = is_html(&parts.headers);
+    // Only look at the content type when a setting depends on it.
+    let html = (config.html_only || config.placeholder.is_some()) && is_html(&parts.headers);
     let (enforce, report_only) = match choice {
         None => (config.enforce.clone(), config.report_only.clone()),
         Some(CspOverride::Skip) => (None, None),
