@@ -4,7 +4,7 @@ use super::html::{ResponseBody, Substituter};
 use super::layer::{Config, CspOverride, ExistingPolicy};
 use super::nonce::CspNonce;
 use super::policy::Policy;
-use http::header::{self, HeaderName};
+use http::header::{self, Entry, HeaderName};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -87,27 +87,25 @@ fn set_policy(
     let Some(policy) = policy else {
         return false;
     };
-    let value = policy.header_value(nonce);
-    if headers.contains_key(&name) {
-        match existing {
+    match headers.entry(name) {
+        Entry::Vacant(entry) => {
+            entry.insert(policy.header_value(nonce));
+        }
+        Entry::Occupied(mut entry) => match existing {
             ExistingPolicy::Keep => {
                 event!(
                     debug,
                     reason = "csp_handler_policy_kept",
-                    header = %name,
+                    header = %entry.key(),
                     "the handler set its own policy; keeping it"
                 );
                 return false;
             }
             ExistingPolicy::Replace => {
-                headers.insert(name, value);
+                entry.insert(policy.header_value(nonce));
             }
-            ExistingPolicy::Append => {
-                headers.append(name, value);
-            }
-        }
-    } else {
-        headers.insert(name, value);
+            ExistingPolicy::Append => entry.append(policy.header_value(nonce)),
+        },
     }
     policy.uses_nonce()
 }
@@ -128,15 +126,15 @@ pub(crate) fn apply<B>(
     }
     // Only look at the content type when a setting depends on it.
     let html = (config.html_only || config.placeholder.is_some()) && is_html(&parts.headers);
-    let (enforce, report_only) = match choice {
-        None => (config.enforce.clone(), config.report_only.clone()),
+    let (enforce, report_only) = match &choice {
+        None => (config.enforce.as_ref(), config.report_only.as_ref()),
         Some(CspOverride::Skip) => (None, None),
-        Some(CspOverride::Enforce(p)) => (Some(p), config.report_only.clone()),
-        Some(CspOverride::ReportOnly(p)) => (config.enforce.clone(), Some(p)),
+        Some(CspOverride::Enforce(p)) => (Some(p), config.report_only.as_ref()),
+        Some(CspOverride::ReportOnly(p)) => (config.enforce.as_ref(), Some(p)),
         Some(CspOverride::Policies {
             enforce,
             report_only,
-        }) => (enforce, report_only),
+        }) => (enforce.as_ref(), report_only.as_ref()),
     };
     let mut nonce_sent = false;
     if html || !config.html_only {
@@ -144,25 +142,27 @@ pub(crate) fn apply<B>(
         let sent_enforce = set_policy(
             headers,
             header::CONTENT_SECURITY_POLICY,
-            enforce.as_ref(),
+            enforce,
             &nonce,
             config.existing,
         );
         let sent_report_only = set_policy(
             headers,
             header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
-            report_only.as_ref(),
+            report_only,
             &nonce,
             config.existing,
         );
         nonce_sent = sent_enforce || sent_report_only;
         if let Some(endpoints) = &config.reporting_endpoints {
             let reports_to = enforce
-                .iter()
-                .chain(&report_only)
+                .into_iter()
+                .chain(report_only)
                 .any(|p| p.report_to_endpoint().is_some());
-            if reports_to && !headers.contains_key(REPORTING_ENDPOINTS) {
-                headers.insert(REPORTING_ENDPOINTS, endpoints.clone());
+            if reports_to {
+                if let Entry::Vacant(entry) = headers.entry(REPORTING_ENDPOINTS) {
+                    entry.insert(endpoints.clone());
+                }
             }
         }
     }
@@ -181,11 +181,10 @@ pub(crate) fn apply<B>(
         }
         _ => ResponseBody::passthrough(body),
     };
-    if nonce_sent && config.cache_control && !parts.headers.contains_key(header::CACHE_CONTROL) {
-        parts.headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-store"),
-        );
+    if nonce_sent && config.cache_control {
+        if let Entry::Vacant(entry) = parts.headers.entry(header::CACHE_CONTROL) {
+            entry.insert(HeaderValue::from_static("private, no-store"));
+        }
     }
     Response::from_parts(parts, body)
 }

@@ -116,28 +116,31 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         body: B,
-        substituter: Option<Substituter>,
-        trailers: Option<HeaderMap>,
-        done: bool,
+        // Boxed so that the common, untouched body stays small.
+        state: Option<Box<State>>,
     }
+}
+
+#[derive(Debug)]
+struct State {
+    substituter: Substituter,
+    trailers: Option<HeaderMap>,
+    done: bool,
 }
 
 impl<B> ResponseBody<B> {
     pub(crate) fn passthrough(body: B) -> Self {
-        Self {
-            body,
-            substituter: None,
-            trailers: None,
-            done: false,
-        }
+        Self { body, state: None }
     }
 
     pub(crate) fn substituting(body: B, substituter: Substituter) -> Self {
         Self {
             body,
-            substituter: Some(substituter),
-            trailers: None,
-            done: false,
+            state: Some(Box::new(State {
+                substituter,
+                trailers: None,
+                done: false,
+            })),
         }
     }
 }
@@ -155,7 +158,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
-        let Some(substituter) = this.substituter.as_mut() else {
+        let Some(state) = this.state.as_deref_mut() else {
             return this
                 .body
                 .poll_frame(cx)
@@ -163,18 +166,18 @@ where
         };
         let mut body = this.body;
         loop {
-            if let Some(trailers) = this.trailers.take() {
+            if let Some(trailers) = state.trailers.take() {
                 return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
             }
-            if *this.done {
+            if state.done {
                 return Poll::Ready(None);
             }
             let frame = match ready!(body.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => frame,
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 None => {
-                    *this.done = true;
-                    let rest = substituter.finish();
+                    state.done = true;
+                    let rest = state.substituter.finish();
                     if rest.is_empty() {
                         return Poll::Ready(None);
                     }
@@ -183,7 +186,7 @@ where
             };
             match frame.into_data() {
                 Ok(data) => {
-                    let out = substituter.feed(into_bytes(data));
+                    let out = state.substituter.feed(into_bytes(data));
                     if !out.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
@@ -191,9 +194,9 @@ where
                 Err(frame) => {
                     // Trailers end the data: flush what was held back first.
                     if let Ok(trailers) = frame.into_trailers() {
-                        *this.trailers = Some(trailers);
+                        state.trailers = Some(trailers);
                     }
-                    let rest = substituter.finish();
+                    let rest = state.substituter.finish();
                     if !rest.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(rest))));
                     }
@@ -203,16 +206,19 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.substituter {
+        match &self.state {
             None => self.body.is_end_stream(),
-            Some(s) => {
-                self.done || (self.trailers.is_none() && s.is_empty() && self.body.is_end_stream())
+            Some(state) => {
+                state.done
+                    || (state.trailers.is_none()
+                        && state.substituter.is_empty()
+                        && self.body.is_end_stream())
             }
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.substituter {
+        match &self.state {
             None => self.body.size_hint(),
             // The length changes when placeholders are replaced.
             Some(_) => SizeHint::default(),
