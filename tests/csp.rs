@@ -284,10 +284,16 @@ fn substituting_layer() -> CspLayer {
 fn big_page() -> String {
     let mut page = String::from("{{csp-nonce}}<html>");
     while page.len() < 200_000 {
-        let boundary = (page.len() / 1024 + 1) * 1024;
-        let pad = boundary.saturating_sub(page.len() + 5);
+        // Start the placeholder 5 bytes before the next 1 KiB boundary.
+        let prefix = "<script nonce=\"".len();
+        let boundary = ((page.len() + prefix + 5) / 1024 + 1) * 1024;
+        let pad = boundary - 5 - prefix - page.len();
         page.push_str(&"x".repeat(pad));
         page.push_str("<script nonce=\"{{csp-nonce}}\">go()</script>\n");
+        assert_eq!(
+            page[boundary - 5..boundary + 8].as_bytes(),
+            DEFAULT_PLACEHOLDER.as_bytes()
+        );
     }
     page.push_str("{{csp-nonce}}");
     page
