@@ -134,7 +134,7 @@ impl fmt::Debug for NonceAttribute<'_> {
 #[cfg(feature = "axum")]
 mod extract {
     use super::CspNonce;
-    use axum_core::extract::FromRequestParts;
+    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
     use axum_core::response::{IntoResponse, Response};
     use http::request::Parts;
     use http::StatusCode;
@@ -173,6 +173,19 @@ mod extract {
                 http::HeaderValue::from_static("text/plain; charset=utf-8"),
             );
             res
+        }
+    }
+
+    /// `Option<CspNonce>`: `None` instead of a `500` when the layer is absent,
+    /// for handlers that also serve routes without it.
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for CspNonce {
+        type Rejection = std::convert::Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<CspNonce>().copied())
         }
     }
 
