@@ -19,6 +19,31 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     // methods:basic-auth
     // methods:gateway
     // methods:csp
+    /// Redirects or rejects plain-HTTP requests; see
+    /// [`HttpsRedirectLayer`](crate::https::HttpsRedirectLayer).
+    #[cfg(feature = "https")]
+    fn https_redirect(
+        self,
+        layer: crate::https::HttpsRedirectLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HttpsRedirectLayer, L>>
+    where
+        Self: Into<ServiceBuilder<L>>,
+    {
+        self.into().layer(layer)
+    }
+
+    /// Adds `Strict-Transport-Security` to responses to secure requests; see
+    /// [`HstsLayer`](crate::https::HstsLayer).
+    #[cfg(feature = "https")]
+    fn hsts(
+        self,
+        layer: crate::https::HstsLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>>
+    where
+        Self: Into<ServiceBuilder<L>>,
+    {
+        self.into().layer(layer)
+    }
     // methods:https
     // methods:pinning
     // methods:hardening

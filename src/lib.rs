@@ -9,6 +9,7 @@
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! <!-- table:gateway -->
 //! <!-- table:csp -->
+//! | HTTPS redirect or reject, HSTS ([RFC 6797]), trusted proxies ([RFC 7239]) | [`https`](crate::https) | `https` (default) |
 //! <!-- table:https -->
 //! <!-- table:pinning -->
 //! <!-- table:hardening -->
@@ -21,6 +22,8 @@
 //!   reason code and never a secret.
 //!
 //! [RFC 7617]: https://www.rfc-editor.org/rfc/rfc7617
+//! [RFC 6797]: https://www.rfc-editor.org/rfc/rfc6797
+//! [RFC 7239]: https://www.rfc-editor.org/rfc/rfc7239
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -34,6 +37,8 @@ mod error;
 // modules:basic-auth
 // modules:gateway
 // modules:csp
+#[cfg(feature = "https")]
+pub mod https;
 // modules:https
 // modules:pinning
 // modules:hardening

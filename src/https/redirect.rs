@@ -1,0 +1,520 @@
+//! Middleware that sends plain-HTTP requests to HTTPS: a redirect for
+//! browsers, a rejection for APIs, and always a rejection for a plain request
+//! that carries credentials.
+//!
+//! ```
+//! use http::{header::LOCATION, Request, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_perimeter::https::{HttpsRedirectLayer, PublicHosts, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hosts = PublicHosts::new().allow("example.com")?.map_port(8080, 8443);
+//! let svc = ServiceBuilder::new()
+//!     .layer(HttpsRedirectLayer::permanent(hosts)?.exempt_acme_challenge())
+//!     .service_fn(|_req: Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) });
+//!
+//! let mut req = Request::post("/api/match?x=1").header("host", "example.com:8080").body(())?;
+//! req.extensions_mut().insert(Transport::Plain);
+//! let res = svc.oneshot(req).await?;
+//! assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT); // 308: the body is kept
+//! assert_eq!(res.headers()[LOCATION], "https://example.com:8443/api/match?x=1");
+//! # Ok(()) }
+//! ```
+//!
+//! # Order of decisions for a request that is not secure
+//!
+//! 1. It carries `Authorization`, `Proxy-Authorization` or `Cookie` (unless
+//!    [`allow_credentials_over_http`](HttpsRedirectLayer::allow_credentials_over_http)):
+//!    rejected (`403`, or the reject-mode status), with a `tracing` warning.
+//!    The secret has already crossed the network in clear; a redirect would
+//!    teach the client to send it that way again. Exempt paths are not spared.
+//! 2. Exempt (ACME challenge, health path, predicate): passed to the service.
+//! 3. Reject mode: `403`, or `426 Upgrade Required` with
+//!    `Upgrade: TLS/1.2, HTTP/1.1`.
+//! 4. Redirect mode: the host (trusted forwarded host, URI authority or
+//!    `Host`) must be valid (else `400`) and on the [`PublicHosts`] list (else
+//!    `400`, or `421` with
+//!    [`misdirected_for_unknown_host`](HttpsRedirectLayer::misdirected_for_unknown_host)).
+//!    The `Location` is `https://` + the allowed host and mapped port + the
+//!    request's path and query, byte for byte. `GET`/`HEAD` get `301` (`302`
+//!    temporary), other methods `308` (`307`), so a body is never turned into
+//!    a `GET`. A request-target with no path (`CONNECT`, `OPTIONS *`) gets
+//!    `400`.
+//!
+//! Secure requests pass through with a [`ClientInfo`] in their extensions.
+//!
+//! # Deployment caveat
+//!
+//! "Secure" is decided by [`TrustedProxies`]: mark each listener with
+//! [`MarkTransportLayer`](super::MarkTransportLayer), and behind a
+//! TLS-terminating proxy list the proxy's addresses, or every request looks
+//! plain and is redirected forever. Give [`HstsLayer`](super::HstsLayer) the
+//! same `TrustedProxies`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use http::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, PROXY_AUTHORIZATION,
+    UPGRADE,
+};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::forwarded::{ClientInfo, TrustedProxies};
+use super::host::PublicHosts;
+use crate::{ConfigError, PerimeterBody};
+
+/// Prefix of ACME HTTP-01 challenge paths (RFC 8555 section 8.3).
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// Paths exempted by [`HttpsRedirectLayer::exempt_health_paths`].
+pub const HEALTH_PATHS: [&str; 4] = ["/health", "/healthz", "/livez", "/readyz"];
+
+type Predicate = Arc<dyn Fn(&Method, &Uri, &HeaderMap) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+enum Exemption {
+    Acme,
+    Path(PathAndQuery),
+    Custom(Predicate),
+}
+
+impl Exemption {
+    fn matches(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        match self {
+            // RFC 8555: the token is base64url; nothing else may follow, so
+            // `/.well-known/acme-challenge/../admin` is not exempt.
+            Exemption::Acme => {
+                (method == Method::GET || method == Method::HEAD)
+                    && uri.query().is_none()
+                    && uri
+                        .path()
+                        .strip_prefix(ACME_CHALLENGE_PREFIX)
+                        .is_some_and(|token| {
+                            !token.is_empty()
+                                && token
+                                    .bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                        })
+            }
+            Exemption::Path(path) => uri.path() == path.path(),
+            Exemption::Custom(f) => f(method, uri, headers),
+        }
+    }
+}
+
+impl fmt::Debug for Exemption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exemption::Acme => f.write_str("AcmeChallenge"),
+            Exemption::Path(p) => f.debug_tuple("Path").field(&p.as_str()).finish(),
+            Exemption::Custom(_) => f.write_str("Custom(<fn>)"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Redirect { permanent: bool },
+    Reject(StatusCode),
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    hosts: PublicHosts,
+    proxies: TrustedProxies,
+    action: Action,
+    reject_credentials: bool,
+    unknown_host: StatusCode,
+    exemptions: Vec<Exemption>,
+}
+
+/// Layer that redirects or rejects plain-HTTP requests; see the
+/// [module docs](self).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct HttpsRedirectLayer {
+    config: Arc<Config>,
+}
+
+impl HttpsRedirectLayer {
+    fn with(hosts: PublicHosts, action: Action) -> Self {
+        Self {
+            config: Arc::new(Config {
+                hosts,
+                proxies: TrustedProxies::new(),
+                action,
+                reject_credentials: true,
+                unknown_host: StatusCode::BAD_REQUEST,
+                exemptions: Vec::new(),
+            }),
+        }
+    }
+
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Redirects with `301 Moved Permanently` (`GET`, `HEAD`) or
+    /// `308 Permanent Redirect` (other methods) to an HTTPS URL on `hosts`.
+    ///
+    /// # Errors
+    ///
+    /// If `hosts` is empty: a redirect target must never come from the
+    /// request alone.
+    pub fn permanent(hosts: PublicHosts) -> Result<Self, ConfigError> {
+        Self::redirect(hosts, true)
+    }
+
+    /// Redirects with `302 Found` (`GET`, `HEAD`) or `307 Temporary Redirect`
+    /// (other methods), which browsers do not cache; for trying things out.
+    ///
+    /// # Errors
+    ///
+    /// If `hosts` is empty.
+    pub fn temporary(hosts: PublicHosts) -> Result<Self, ConfigError> {
+        Self::redirect(hosts, false)
+    }
+
+    fn redirect(hosts: PublicHosts, permanent: bool) -> Result<Self, ConfigError> {
+        if hosts.is_empty() {
+            return Err(ConfigError::new(
+                "https",
+                "a redirect needs at least one public host (PublicHosts::allow)",
+            ));
+        }
+        Ok(Self::with(hosts, Action::Redirect { permanent }))
+    }
+
+    /// Answers plain-HTTP requests with `403 Forbidden`, for APIs whose
+    /// clients should fail loudly rather than follow a redirect.
+    pub fn reject_forbidden() -> Self {
+        Self::with(PublicHosts::new(), Action::Reject(StatusCode::FORBIDDEN))
+    }
+
+    /// Answers plain-HTTP requests with `426 Upgrade Required` and
+    /// `Upgrade: TLS/1.2, HTTP/1.1` ([RFC 9110 section 15.5.22](https://www.rfc-editor.org/rfc/rfc9110#section-15.5.22)).
+    pub fn reject_upgrade_required() -> Self {
+        Self::with(
+            PublicHosts::new(),
+            Action::Reject(StatusCode::UPGRADE_REQUIRED),
+        )
+    }
+
+    /// Decides "secure", client address and host with `proxies` (default:
+    /// trust nobody).
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.config().proxies = proxies;
+        self
+    }
+
+    /// Lets plain-HTTP requests that carry `Authorization`,
+    /// `Proxy-Authorization` or `Cookie` be redirected (or exempted) like any
+    /// other. By default they are rejected.
+    pub fn allow_credentials_over_http(mut self) -> Self {
+        self.config().reject_credentials = false;
+        self
+    }
+
+    /// Answers an unknown host with `421 Misdirected Request` instead of
+    /// `400 Bad Request`.
+    pub fn misdirected_for_unknown_host(mut self) -> Self {
+        self.config().unknown_host = StatusCode::MISDIRECTED_REQUEST;
+        self
+    }
+
+    /// Serves ACME HTTP-01 challenges (`GET`/`HEAD`
+    /// `/.well-known/acme-challenge/<token>`, token in base64url, no query)
+    /// over plain HTTP, as certificate authorities require.
+    pub fn exempt_acme_challenge(mut self) -> Self {
+        self.config().exemptions.push(Exemption::Acme);
+        self
+    }
+
+    /// Serves the path `path` (exact match, any query) over plain HTTP.
+    ///
+    /// # Errors
+    ///
+    /// If `path` does not start with `/`, has a query, a fragment or
+    /// characters not allowed in a path.
+    pub fn exempt_path(mut self, path: &str) -> Result<Self, ConfigError> {
+        let parsed = PathAndQuery::try_from(path)
+            .ok()
+            .filter(|p| p.path().starts_with('/') && p.query().is_none() && !path.contains('#'))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "https",
+                    format!("invalid exempt path {path:?}: expected /path"),
+                )
+            })?;
+        self.config().exemptions.push(Exemption::Path(parsed));
+        Ok(self)
+    }
+
+    /// Serves the usual health-check paths ([`HEALTH_PATHS`]) over plain HTTP,
+    /// for load balancers that probe on the plain port.
+    pub fn exempt_health_paths(mut self) -> Self {
+        for p in HEALTH_PATHS {
+            self.config()
+                .exemptions
+                .push(Exemption::Path(PathAndQuery::from_static(p)));
+        }
+        self
+    }
+
+    /// Serves requests for which `predicate(method, uri, headers)` is true
+    /// over plain HTTP.
+    pub fn exempt_if<F>(mut self, predicate: F) -> Self
+    where
+        F: Fn(&Method, &Uri, &HeaderMap) -> bool + Send + Sync + 'static,
+    {
+        self.config()
+            .exemptions
+            .push(Exemption::Custom(Arc::new(predicate)));
+        self
+    }
+}
+
+impl<S> Layer<S> for HttpsRedirectLayer {
+    type Service = HttpsRedirect<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpsRedirect {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// Service that redirects or rejects plain-HTTP requests; made by
+/// [`HttpsRedirectLayer`].
+#[derive(Clone, Debug)]
+pub struct HttpsRedirect<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> HttpsRedirect<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpsRedirect<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<PerimeterBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let info = config.proxies.resolve_request(&req);
+        config.proxies.strip_if_untrusted(&info, req.headers_mut());
+        if info.is_secure() {
+            req.extensions_mut().insert(info);
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        if config.reject_credentials {
+            if let Some(header) = credential_header(req.headers()) {
+                event!(
+                    warn,
+                    reason = "credentials_over_plain_http",
+                    header,
+                    client = ?info.addr(),
+                    "plain-HTTP request carried credentials; rejected, not redirected"
+                );
+                let _ = header;
+                let status = match config.action {
+                    Action::Reject(status) => status,
+                    Action::Redirect { .. } => StatusCode::FORBIDDEN,
+                };
+                return ResponseFuture::ready(reject(
+                    status,
+                    "Credentials were sent over plain HTTP and were refused. Use HTTPS, and change the password if it was real.\n",
+                ));
+            }
+        }
+        if config
+            .exemptions
+            .iter()
+            .any(|e| e.matches(req.method(), req.uri(), req.headers()))
+        {
+            req.extensions_mut().insert(info);
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        let response = match config.action {
+            Action::Reject(status) => {
+                event!(
+                    debug,
+                    reason = "plain_http_rejected",
+                    "plain-HTTP request rejected"
+                );
+                reject(status, "HTTPS is required.\n")
+            }
+            Action::Redirect { permanent } => redirect(config, &info, &req, permanent),
+        };
+        ResponseFuture::ready(response)
+    }
+}
+
+/// The first credential-bearing header of `headers`.
+fn credential_header(headers: &HeaderMap) -> Option<&'static str> {
+    if headers.contains_key(AUTHORIZATION) {
+        Some("authorization")
+    } else if headers.contains_key(PROXY_AUTHORIZATION) {
+        Some("proxy-authorization")
+    } else if headers.contains_key(COOKIE) {
+        Some("cookie")
+    } else {
+        None
+    }
+}
+
+fn redirect<B, R>(
+    config: &Config,
+    info: &ClientInfo,
+    req: &Request<R>,
+    permanent: bool,
+) -> Response<PerimeterBody<B>> {
+    let Some(host) = info.host() else {
+        event!(
+            debug,
+            reason = "missing_or_malformed_host",
+            "plain-HTTP request with a bad host"
+        );
+        return reject(StatusCode::BAD_REQUEST, "Missing or malformed Host.\n");
+    };
+    let Some(authority) = config.hosts.https_authority(host) else {
+        event!(
+            debug,
+            reason = "unknown_host",
+            "plain-HTTP request for a host not on the list"
+        );
+        return reject(config.unknown_host, "Unknown host.\n");
+    };
+    let Some(path) = req
+        .uri()
+        .path_and_query()
+        .filter(|p| p.path().starts_with('/'))
+        .cloned()
+    else {
+        return reject(StatusCode::BAD_REQUEST, "Bad request-target.\n");
+    };
+    let location = Uri::builder()
+        .scheme(Scheme::HTTPS)
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .ok()
+        .and_then(|uri| HeaderValue::try_from(uri.to_string()).ok());
+    let Some(location) = location else {
+        return reject(StatusCode::BAD_REQUEST, "Bad request-target.\n");
+    };
+    let safe_method = req.method() == Method::GET || req.method() == Method::HEAD;
+    let status = match (permanent, safe_method) {
+        (true, true) => StatusCode::MOVED_PERMANENTLY,
+        (true, false) => StatusCode::PERMANENT_REDIRECT,
+        (false, true) => StatusCode::FOUND,
+        (false, false) => StatusCode::TEMPORARY_REDIRECT,
+    };
+    let mut res = Response::new(PerimeterBody::empty());
+    *res.status_mut() = status;
+    res.headers_mut().insert(LOCATION, location);
+    res
+}
+
+fn reject<B>(status: StatusCode, message: &'static str) -> Response<PerimeterBody<B>> {
+    let mut res = Response::new(PerimeterBody::full(message));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::UPGRADE_REQUIRED {
+        res.headers_mut()
+            .insert(UPGRADE, HeaderValue::from_static("TLS/1.2, HTTP/1.1"));
+    }
+    res
+}
+
+pin_project! {
+    /// Response future of [`HttpsRedirect`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F },
+        Ready { response: Option<Response<PerimeterBody<B>>> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    fn inner(future: F) -> Self {
+        Self {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    fn ready(response: Response<PerimeterBody<B>>) -> Self {
+        Self {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Inner { .. } => "Inner",
+            Kind::Ready { .. } => "Ready",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<PerimeterBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => {
+                let res = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(res.map(PerimeterBody::inner)))
+            }
+            // Polling again after completion is a caller bug; answer with a
+            // 500 made here rather than panic.
+            KindProj::Ready { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                reject(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "response already taken\n",
+                )
+            }))),
+        }
+    }
+}
