@@ -122,19 +122,20 @@ impl TrustedProxies {
     /// If `cidr` is neither a CIDR block nor an IP address.
     pub fn trust(self, cidr: &str) -> Result<Self, ConfigError> {
         let cidr = cidr.trim();
-        let net =
-            match cidr.parse::<IpNet>() {
-                Ok(net) => net,
-                Err(_) => match cidr.parse::<IpAddr>() {
-                    Ok(ip) => IpNet::from(ip),
-                    Err(_) => return Err(ConfigError::new(
+        let net = match cidr.parse::<IpNet>() {
+            Ok(net) => net,
+            Err(_) => match cidr.parse::<IpAddr>() {
+                Ok(ip) => IpNet::from(ip),
+                Err(_) => {
+                    return Err(ConfigError::new(
                         "https",
                         format!(
                             "invalid trusted proxy {cidr:?}: expected a CIDR such as 10.0.0.0/8"
                         ),
-                    )),
-                },
-            };
+                    ))
+                }
+            },
+        };
         Ok(self.trust_net(net))
     }
 

@@ -309,3 +309,158 @@ where
         Poll::Ready(Ok(res))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::https::{PeerAddr, Transport};
+    use std::convert::Infallible;
+    use tower::ServiceExt;
+
+    async fn sts(
+        layer: HstsLayer,
+        transport: Transport,
+        host: &str,
+        own: Option<&'static str>,
+    ) -> Option<String> {
+        let svc = layer.layer(tower::service_fn(move |_req: Request<()>| async move {
+            let mut res = Response::new(());
+            if let Some(v) = own {
+                res.headers_mut()
+                    .insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(v));
+            }
+            Ok::<_, Infallible>(res)
+        }));
+        let mut req = Request::get("/").header("host", host).body(()).unwrap();
+        req.extensions_mut().insert(transport);
+        let res = svc.oneshot(req).await.unwrap();
+        res.headers()
+            .get(STRICT_TRANSPORT_SECURITY)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn secure_response_gets_the_header() {
+        let v = sts(
+            HstsLayer::new(Duration::from_millis(86_400_900)),
+            Transport::Tls,
+            "example.com",
+            None,
+        )
+        .await;
+        assert_eq!(v.as_deref(), Some("max-age=86400"));
+    }
+
+    #[tokio::test]
+    async fn plain_response_never_gets_the_header() {
+        assert_eq!(
+            sts(
+                HstsLayer::new(Duration::from_secs(60)),
+                Transport::Plain,
+                "example.com",
+                None
+            )
+            .await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn handler_header_is_not_overwritten() {
+        let v = sts(
+            HstsLayer::new(Duration::from_secs(60)),
+            Transport::Tls,
+            "example.com",
+            Some("max-age=5"),
+        )
+        .await;
+        assert_eq!(v.as_deref(), Some("max-age=5"));
+    }
+
+    #[tokio::test]
+    async fn localhost_and_ip_literals_are_skipped_unless_asked() {
+        for host in ["localhost:8443", "app.localhost", "127.0.0.1:8443", "[::1]"] {
+            assert_eq!(
+                sts(
+                    HstsLayer::new(Duration::from_secs(60)),
+                    Transport::Tls,
+                    host,
+                    None
+                )
+                .await,
+                None,
+                "{host}"
+            );
+            let layer = HstsLayer::builder()
+                .max_age(Duration::from_secs(60))
+                .include_local_hosts()
+                .build()
+                .unwrap();
+            assert_eq!(
+                sts(layer, Transport::Tls, host, None).await.as_deref(),
+                Some("max-age=60"),
+                "{host}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn expire_sends_max_age_zero() {
+        assert_eq!(
+            sts(HstsLayer::expire(), Transport::Tls, "example.com", None)
+                .await
+                .as_deref(),
+            Some("max-age=0")
+        );
+    }
+
+    #[test]
+    fn preload_needs_one_year_and_subdomains() {
+        let err = HstsLayer::builder().preload().build().unwrap_err();
+        assert!(err.message().contains("includeSubDomains"));
+        let err = HstsLayer::builder()
+            .max_age(Duration::from_secs(31_535_999))
+            .include_subdomains()
+            .preload()
+            .build()
+            .unwrap_err();
+        assert!(err.message().contains("one year"));
+        let ok = HstsLayer::builder()
+            .include_subdomains()
+            .preload()
+            .build()
+            .unwrap();
+        assert_eq!(
+            ok.header_value(),
+            "max-age=31536000; includeSubDomains; preload"
+        );
+    }
+
+    #[tokio::test]
+    async fn secure_via_trusted_proxy_gets_the_header() {
+        let layer = HstsLayer::new(Duration::from_secs(60))
+            .trusted_proxies(TrustedProxies::new().trust("10.0.0.0/8").unwrap());
+        let svc = layer.layer(tower::service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        let mut req = Request::get("/")
+            .header("host", "example.com")
+            .header("x-forwarded-proto", "https")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(PeerAddr("10.0.0.1:1".parse().unwrap()));
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert!(res.headers().contains_key(STRICT_TRANSPORT_SECURITY));
+        // the same header from an untrusted peer
+        let mut req = Request::get("/")
+            .header("host", "example.com")
+            .header("x-forwarded-proto", "https")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(PeerAddr("192.0.2.1:1".parse().unwrap()));
+        let res = svc.oneshot(req).await.unwrap();
+        assert!(!res.headers().contains_key(STRICT_TRANSPORT_SECURITY));
+    }
+}

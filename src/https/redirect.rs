@@ -518,3 +518,446 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::https::{PeerAddr, Transport};
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::ServiceExt;
+
+    type Res = Response<PerimeterBody<Full<Bytes>>>;
+
+    fn hosts() -> PublicHosts {
+        PublicHosts::new()
+            .allow("example.com")
+            .unwrap()
+            .allow("[2001:db8::1]")
+            .unwrap()
+            .map_port(8080, 8443)
+    }
+
+    async fn call_with(layer: HttpsRedirectLayer, req: Request<Full<Bytes>>) -> (Res, usize) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let svc = layer.layer(tower::service_fn(move |req: Request<Full<Bytes>>| {
+            h.fetch_add(1, Ordering::SeqCst);
+            let info = req.extensions().get::<ClientInfo>().cloned();
+            async move {
+                assert!(info.is_some(), "passed requests carry ClientInfo");
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
+            }
+        }));
+        let res = svc.oneshot(req).await.unwrap();
+        let n = hits.load(Ordering::SeqCst);
+        (res, n)
+    }
+
+    fn plain(method: Method, target: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+        let mut b = Request::builder().method(method).uri(target);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut r = b.body(Full::new(Bytes::from_static(b"payload"))).unwrap();
+        r.extensions_mut().insert(Transport::Plain);
+        r.extensions_mut()
+            .insert(PeerAddr("203.0.113.9:5555".parse().unwrap()));
+        r
+    }
+
+    fn location(res: &Res) -> &str {
+        res.headers()[LOCATION].to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn get_is_redirected_permanently_with_path_and_query_kept() {
+        let req = plain(
+            Method::GET,
+            "/a/%2e%2E/b;c?q=%20x&y=%ZZ",
+            &[("host", "example.com:8080")],
+        );
+        let (res, hits) = call_with(HttpsRedirectLayer::permanent(hosts()).unwrap(), req).await;
+        assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(
+            location(&res),
+            "https://example.com:8443/a/%2e%2E/b;c?q=%20x&y=%ZZ"
+        );
+        assert_eq!(hits, 0);
+    }
+
+    #[tokio::test]
+    async fn head_gets_301_and_methods_with_bodies_get_308() {
+        let layer = HttpsRedirectLayer::permanent(hosts()).unwrap();
+        let (res, _) = call_with(
+            layer.clone(),
+            plain(Method::HEAD, "/", &[("host", "example.com")]),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+        for m in [
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
+            let (res, hits) = call_with(
+                layer.clone(),
+                plain(m.clone(), "/x", &[("host", "example.com")]),
+            )
+            .await;
+            assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT, "{m}");
+            assert_eq!(location(&res), "https://example.com/x");
+            assert_eq!(hits, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn temporary_variant_uses_302_and_307() {
+        let layer = HttpsRedirectLayer::temporary(hosts()).unwrap();
+        let (res, _) = call_with(
+            layer.clone(),
+            plain(Method::GET, "/", &[("host", "example.com")]),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::FOUND);
+        let (res, _) = call_with(layer, plain(Method::POST, "/", &[("host", "example.com")])).await;
+        assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
+    }
+
+    #[tokio::test]
+    async fn ipv6_literal_host_stays_in_brackets() {
+        let layer = HttpsRedirectLayer::permanent(hosts()).unwrap();
+        let (res, _) = call_with(
+            layer,
+            plain(Method::GET, "/p", &[("host", "[2001:DB8:0::1]:8080")]),
+        )
+        .await;
+        assert_eq!(location(&res), "https://[2001:db8::1]:8443/p");
+    }
+
+    #[tokio::test]
+    async fn hostile_hosts_get_400_never_a_redirect() {
+        let layer = HttpsRedirectLayer::permanent(hosts()).unwrap();
+        let long = format!("{}.example.com", "a".repeat(300));
+        for host in [
+            "evil.example",
+            "user@example.com",
+            "example.com@evil.example",
+            "example.com:99999",
+            "example.com:0",
+            "example.com:http",
+            "example.com.evil.example",
+            "2001:db8::1",
+            "[2001:db8::1",
+            "[::1]",
+            "exa mple.com",
+            long.as_str(),
+            "",
+            "example.com/evil",
+        ] {
+            let (res, hits) =
+                call_with(layer.clone(), plain(Method::GET, "/", &[("host", host)])).await;
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{host:?}");
+            assert!(!res.headers().contains_key(LOCATION), "{host:?}");
+            assert_eq!(hits, 0);
+        }
+        // no Host at all
+        let (res, _) = call_with(layer, plain(Method::GET, "/", &[])).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn unknown_host_can_get_421() {
+        let layer = HttpsRedirectLayer::permanent(hosts())
+            .unwrap()
+            .misdirected_for_unknown_host();
+        let (res, _) = call_with(layer, plain(Method::GET, "/", &[("host", "evil.example")])).await;
+        assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn absolute_form_uses_uri_authority_not_host() {
+        let layer = HttpsRedirectLayer::permanent(hosts()).unwrap();
+        let req = plain(
+            Method::GET,
+            "http://evil.example/x",
+            &[("host", "example.com")],
+        );
+        let (res, _) = call_with(layer.clone(), req).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let req = plain(
+            Method::GET,
+            "http://example.com/x?y",
+            &[("host", "evil.example")],
+        );
+        let (res, _) = call_with(layer, req).await;
+        assert_eq!(location(&res), "https://example.com/x?y");
+    }
+
+    #[tokio::test]
+    async fn request_target_without_path_gets_400() {
+        let layer = HttpsRedirectLayer::permanent(hosts()).unwrap();
+        let (res, _) = call_with(
+            layer.clone(),
+            plain(
+                Method::CONNECT,
+                "example.com:443",
+                &[("host", "example.com")],
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let (res, _) = call_with(
+            layer,
+            plain(Method::OPTIONS, "*", &[("host", "example.com")]),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn secure_requests_pass_through() {
+        let layer = HttpsRedirectLayer::permanent(hosts()).unwrap();
+        let mut req = plain(
+            Method::POST,
+            "/",
+            &[("host", "whatever"), ("authorization", "Basic eDp5")],
+        );
+        req.extensions_mut().insert(Transport::Tls);
+        let (res, hits) = call_with(layer, req).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(hits, 1);
+        assert_eq!(
+            &res.into_body().collect().await.unwrap().to_bytes()[..],
+            b"inner"
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_over_plain_http_are_rejected_not_redirected() {
+        let layer = HttpsRedirectLayer::permanent(hosts()).unwrap();
+        for (name, value) in [
+            ("authorization", "Basic dXNlcjpwYXNz"),
+            ("proxy-authorization", "Basic eDp5"),
+            ("cookie", "session=abc"),
+        ] {
+            let req = plain(
+                Method::POST,
+                "/api",
+                &[("host", "example.com"), (name, value)],
+            );
+            let (res, hits) = call_with(layer.clone(), req).await;
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{name}");
+            assert!(!res.headers().contains_key(LOCATION));
+            assert_eq!(hits, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_may_be_allowed_explicitly() {
+        let layer = HttpsRedirectLayer::permanent(hosts())
+            .unwrap()
+            .allow_credentials_over_http();
+        let req = plain(
+            Method::GET,
+            "/",
+            &[("host", "example.com"), ("cookie", "a=b")],
+        );
+        let (res, _) = call_with(layer, req).await;
+        assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+    }
+
+    #[tokio::test]
+    async fn reject_mode_answers_403_or_426_with_upgrade() {
+        let (res, hits) = call_with(
+            HttpsRedirectLayer::reject_forbidden(),
+            plain(Method::GET, "/", &[("host", "a")]),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(hits, 0);
+        let (res, _) = call_with(
+            HttpsRedirectLayer::reject_upgrade_required(),
+            plain(Method::POST, "/", &[]),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(res.headers()[UPGRADE], "TLS/1.2, HTTP/1.1");
+        let req = plain(Method::GET, "/", &[("authorization", "Bearer t")]);
+        let (res, _) = call_with(HttpsRedirectLayer::reject_upgrade_required(), req).await;
+        assert_eq!(res.status(), StatusCode::UPGRADE_REQUIRED);
+    }
+
+    #[tokio::test]
+    async fn acme_challenge_is_served_over_plain_http() {
+        let layer = HttpsRedirectLayer::permanent(hosts())
+            .unwrap()
+            .exempt_acme_challenge();
+        let req = plain(
+            Method::GET,
+            "/.well-known/acme-challenge/abc-DEF_123",
+            &[("host", "example.com")],
+        );
+        let (res, hits) = call_with(layer.clone(), req).await;
+        assert_eq!((res.status(), hits), (StatusCode::OK, 1));
+        for target in [
+            "/.well-known/acme-challenge/../admin",
+            "/.well-known/acme-challenge/",
+            "/.well-known/acme-challenge/a/b",
+            "/.well-known/acme-challenge/a%2fb",
+            "/.well-known/acme-challenge/tok?x=1",
+        ] {
+            let (res, hits) = call_with(
+                layer.clone(),
+                plain(Method::GET, target, &[("host", "example.com")]),
+            )
+            .await;
+            assert_eq!(
+                (res.status(), hits),
+                (StatusCode::MOVED_PERMANENTLY, 0),
+                "{target}"
+            );
+        }
+        let req = plain(
+            Method::POST,
+            "/.well-known/acme-challenge/tok",
+            &[("host", "example.com")],
+        );
+        let (res, _) = call_with(layer, req).await;
+        assert_eq!(res.status(), StatusCode::PERMANENT_REDIRECT);
+    }
+
+    #[tokio::test]
+    async fn health_paths_and_predicates_are_exempt() {
+        let layer = HttpsRedirectLayer::reject_forbidden()
+            .exempt_health_paths()
+            .exempt_path("/status")
+            .unwrap()
+            .exempt_if(|m, uri, _| m == Method::GET && uri.path() == "/metrics");
+        for target in ["/healthz", "/readyz?verbose", "/status", "/metrics"] {
+            let (res, hits) = call_with(layer.clone(), plain(Method::GET, target, &[])).await;
+            assert_eq!((res.status(), hits), (StatusCode::OK, 1), "{target}");
+        }
+        for target in ["/healthz/x", "/status/", "/metricsx"] {
+            let (res, hits) = call_with(layer.clone(), plain(Method::GET, target, &[])).await;
+            assert_eq!((res.status(), hits), (StatusCode::FORBIDDEN, 0), "{target}");
+        }
+    }
+
+    #[tokio::test]
+    async fn exempt_paths_do_not_spare_credentials() {
+        let layer = HttpsRedirectLayer::reject_forbidden().exempt_health_paths();
+        let (res, hits) = call_with(
+            layer,
+            plain(Method::GET, "/healthz", &[("authorization", "Basic eDp5")]),
+        )
+        .await;
+        assert_eq!((res.status(), hits), (StatusCode::FORBIDDEN, 0));
+    }
+
+    #[tokio::test]
+    async fn forged_forwarded_proto_from_untrusted_peer_is_redirected() {
+        let layer = HttpsRedirectLayer::permanent(hosts())
+            .unwrap()
+            .trusted_proxies(TrustedProxies::new().trust("10.0.0.0/8").unwrap());
+        let req = plain(
+            Method::GET,
+            "/",
+            &[("host", "example.com"), ("x-forwarded-proto", "https")],
+        );
+        let (res, hits) = call_with(layer, req).await;
+        assert_eq!((res.status(), hits), (StatusCode::MOVED_PERMANENTLY, 0));
+    }
+
+    #[tokio::test]
+    async fn trusted_proxy_https_passes_and_its_host_is_used() {
+        let layer = HttpsRedirectLayer::permanent(hosts())
+            .unwrap()
+            .trusted_proxies(TrustedProxies::new().trust("10.0.0.0/8").unwrap());
+        let mut req = plain(
+            Method::GET,
+            "/",
+            &[("host", "backend"), ("x-forwarded-proto", "https")],
+        );
+        req.extensions_mut()
+            .insert(PeerAddr("10.1.1.1:80".parse().unwrap()));
+        let (res, hits) = call_with(layer.clone(), req).await;
+        assert_eq!((res.status(), hits), (StatusCode::OK, 1));
+        // plain at the proxy: redirected to the forwarded (allowed) host
+        let mut req = plain(
+            Method::GET,
+            "/x",
+            &[
+                ("host", "backend"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "example.com"),
+            ],
+        );
+        req.extensions_mut()
+            .insert(PeerAddr("10.1.1.1:80".parse().unwrap()));
+        let (res, _) = call_with(layer.clone(), req).await;
+        assert_eq!(location(&res), "https://example.com/x");
+        // a forwarded host that is not allowed gets 400
+        let mut req = plain(
+            Method::GET,
+            "/x",
+            &[
+                ("host", "example.com"),
+                ("x-forwarded-host", "evil.example"),
+            ],
+        );
+        req.extensions_mut()
+            .insert(PeerAddr("10.1.1.1:80".parse().unwrap()));
+        let (res, _) = call_with(layer, req).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn untrusted_forwarded_headers_are_stripped_before_the_handler() {
+        let layer = HttpsRedirectLayer::reject_forbidden()
+            .exempt_path("/open")
+            .unwrap()
+            .trusted_proxies(TrustedProxies::new().strip_untrusted(true));
+        let svc = layer.layer(tower::service_fn(|req: Request<()>| async move {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                "{}",
+                req.headers().contains_key("x-forwarded-for")
+            )))))
+        }));
+        let mut req = Request::get("/open")
+            .header("x-forwarded-for", "1.2.3.4")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(Transport::Plain);
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(
+            &res.into_body().collect().await.unwrap().to_bytes()[..],
+            b"false"
+        );
+    }
+
+    #[test]
+    fn empty_allow_list_and_bad_exempt_path_are_config_errors() {
+        let err = HttpsRedirectLayer::permanent(PublicHosts::new()).unwrap_err();
+        assert!(err.message().contains("public host"));
+        for bad in ["healthz", "/a?b", "/a#b", "/a b"] {
+            assert!(
+                HttpsRedirectLayer::reject_forbidden()
+                    .exempt_path(bad)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_shows_config_without_closures() {
+        let layer = HttpsRedirectLayer::reject_forbidden().exempt_if(|_, _, _| true);
+        let s = format!("{layer:?}");
+        assert!(s.contains("Custom(<fn>)"), "{s}");
+    }
+}
