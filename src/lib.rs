@@ -9,7 +9,7 @@
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! <!-- table:gateway -->
 //! <!-- table:csp -->
-//! | HTTPS redirect or reject, HSTS ([RFC 6797]), trusted proxies ([RFC 7239]) | [`https`](crate::https) | `https` (default) |
+//! | HTTPS redirect or reject, HSTS ([RFC 6797]), trusted proxies ([RFC 7239]) | `https` | `https` (default) |
 //! <!-- table:https -->
 //! <!-- table:pinning -->
 //! <!-- table:hardening -->
