@@ -757,6 +757,53 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn credentials_over_plain_http_log_a_warning_without_the_secret() {
+        use std::sync::Mutex;
+
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let mut svc = HttpsRedirectLayer::permanent(hosts())
+            .unwrap()
+            .layer(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }));
+        let req = plain(
+            Method::POST,
+            "/api?token=hunter2",
+            &[
+                ("host", "example.com"),
+                ("authorization", "Basic dXNlcjpodW50ZXIy"),
+            ],
+        );
+        // The decision is taken in `call`, so the event is emitted there.
+        let _future = tracing::subscriber::with_default(subscriber, || svc.call(req));
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("WARN"), "{log}");
+        assert!(log.contains("credentials_over_plain_http"), "{log}");
+        assert!(log.contains("authorization"), "{log}");
+        assert!(
+            !log.contains("dXNlcjpodW50ZXIy") && !log.contains("hunter2"),
+            "{log}"
+        );
+    }
+
     #[tokio::test]
     async fn credentials_may_be_allowed_explicitly() {
         let layer = HttpsRedirectLayer::permanent(hosts())
