@@ -34,6 +34,8 @@ struct Servers {
     plain: SocketAddr,
     tls: SocketAddr,
     hits: Arc<AtomicUsize>,
+    /// Requests that reached the echo handler without being secure.
+    plain_hits: Arc<AtomicUsize>,
     cert_pem: String,
     cert_der: rustls::pki_types::CertificateDer<'static>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -52,7 +54,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Echoes method, path and query, body and what the perimeter decided.
-async fn echo(hits: Arc<AtomicUsize>, req: Request) -> String {
+async fn echo(hits: Arc<AtomicUsize>, plain_hits: Arc<AtomicUsize>, req: Request) -> String {
     hits.fetch_add(1, Ordering::SeqCst);
     let method = req.method().clone();
     let target = req
@@ -61,6 +63,9 @@ async fn echo(hits: Arc<AtomicUsize>, req: Request) -> String {
         .map(|p| p.to_string())
         .unwrap_or_default();
     let info = req.extensions().get::<ClientInfo>().cloned();
+    if !info.as_ref().is_some_and(|i| i.is_secure()) {
+        plain_hits.fetch_add(1, Ordering::SeqCst);
+    }
     let body = req
         .into_body()
         .collect()
@@ -83,6 +88,8 @@ async fn start(proxies: TrustedProxies) -> Servers {
     let hits = Arc::new(AtomicUsize::new(0));
     let h1 = hits.clone();
     let h2 = hits.clone();
+    let plain_hits = Arc::new(AtomicUsize::new(0));
+    let p2 = plain_hits.clone();
     let router = Router::new()
         .route(
             "/healthz",
@@ -91,7 +98,7 @@ async fn start(proxies: TrustedProxies) -> Servers {
                 async { "ok" }
             }),
         )
-        .fallback(move |req: Request| echo(h2.clone(), req));
+        .fallback(move |req: Request| echo(h2.clone(), p2.clone(), req));
 
     let hosts = PublicHosts::new()
         .allow(&format!("localhost:{}", tls.port()))
@@ -133,6 +140,7 @@ async fn start(proxies: TrustedProxies) -> Servers {
         plain,
         tls,
         hits,
+        plain_hits,
         cert_pem: ck.cert.pem(),
         cert_der,
         tasks,
@@ -285,6 +293,7 @@ async fn client_following_redirect_lands_on_https_with_same_path_and_query() {
         1,
         "only the HTTPS request reached the handler"
     );
+    assert_eq!(s.plain_hits.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -582,6 +591,38 @@ async fn curl_sees_hsts_on_https_only() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium"]
+async fn headless_chromium_follows_the_redirect_to_https() {
+    let s = start(TrustedProxies::new()).await;
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://localhost:{}/from-browser?x=1", s.plain.port());
+    let mut cmd = tokio::process::Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--ignore-certificate-errors",
+        "--dump-dom",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .arg(&url)
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .expect("chromium finished within 90 s")
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("GET /from-browser?x=1  secure=true"), "{dom}");
+    // (the browser may also fetch /favicon.ico, so only plain hits are counted)
+    assert_eq!(
+        s.plain_hits.load(Ordering::SeqCst),
+        0,
+        "no plain request reached the handler"
+    );
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
@@ -628,6 +669,25 @@ mod props {
             "(for=[0-9.]{1,15};proto=https?;host=[a-z.]{1,20}, ?){0,3}",
             "(10\\.0\\.0\\.[0-9], ?){0,3}[0-9.]{1,15}",
         ]
+    }
+
+    /// The property below is not vacuous: the same set-up does redirect.
+    #[tokio::test]
+    async fn property_set_up_produces_redirects() {
+        for (mode, status) in [(0, StatusCode::MOVED_PERMANENTLY), (1, StatusCode::FOUND)] {
+            let svc = layer(mode).layer(tower::service_fn(|_req: http::Request<()>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }));
+            let mut req = http::Request::get("/a?b")
+                .header("host", "WWW.example.com:8080")
+                .body(())
+                .unwrap();
+            req.extensions_mut()
+                .insert(PeerAddr("198.51.100.9:1".parse().unwrap()));
+            let res = svc.oneshot(req).await.unwrap();
+            assert_eq!(res.status(), status);
+            assert_eq!(res.headers()[LOCATION], "https://www.example.com:8443/a?b");
+        }
     }
 
     proptest! {
