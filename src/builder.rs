@@ -19,6 +19,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     // methods:basic-auth
     // methods:gateway
     // methods:csp
+    // methods:https
     /// Redirects or rejects plain-HTTP requests; see
     /// [`HttpsRedirectLayer`](crate::https::HttpsRedirectLayer).
     #[cfg(feature = "https")]
@@ -44,7 +45,6 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     {
         self.into().layer(layer)
     }
-    // methods:https
     // methods:pinning
     // methods:hardening
 }

@@ -9,7 +9,7 @@
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! <!-- table:gateway -->
 //! <!-- table:csp -->
-//! | HTTPS redirect or reject, HSTS ([RFC 6797]), trusted proxies ([RFC 7239]) | `https` | `https` (default) |
+//! | HTTPS redirect or reject, HSTS ([RFC 6797](https://www.rfc-editor.org/rfc/rfc6797)), trusted proxies ([RFC 7239](https://www.rfc-editor.org/rfc/rfc7239)) | `https` | `https` (default) |
 //! <!-- table:https -->
 //! <!-- table:pinning -->
 //! <!-- table:hardening -->
@@ -22,8 +22,6 @@
 //!   reason code and never a secret.
 //!
 //! [RFC 7617]: https://www.rfc-editor.org/rfc/rfc7617
-//! [RFC 6797]: https://www.rfc-editor.org/rfc/rfc6797
-//! [RFC 7239]: https://www.rfc-editor.org/rfc/rfc7239
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -37,9 +35,9 @@ mod error;
 // modules:basic-auth
 // modules:gateway
 // modules:csp
+// modules:https
 #[cfg(feature = "https")]
 pub mod https;
-// modules:https
 // modules:pinning
 // modules:hardening
 
