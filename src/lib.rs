@@ -38,6 +38,8 @@ pub mod basic_auth;
 // modules:csp
 // modules:https
 // modules:pinning
+#[cfg(feature = "basic-auth")]
+pub mod throttle;
 // modules:hardening
 
 pub use body::PerimeterBody;

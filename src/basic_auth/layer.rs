@@ -12,6 +12,7 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
@@ -38,6 +39,7 @@ pub(crate) struct Config {
     pub(crate) source: Source,
     pub(crate) hashes: Arc<Semaphore>,
     pub(crate) on_reject: Option<Arc<RejectFn>>,
+    pub(crate) throttle: Option<crate::throttle::Throttle>,
 }
 
 impl Config {
@@ -72,10 +74,15 @@ impl Config {
 
     /// The response for a rejected request: the user's response maker or the
     /// default, always with the challenge header.
-    pub(crate) fn reject(&self, reason: FailureReason) -> Response<Bytes> {
+    pub(crate) fn reject(
+        &self,
+        reason: FailureReason,
+        retry_after: Option<Duration>,
+    ) -> Response<Bytes> {
         let rejection = Rejection {
             reason,
             proxy: self.proxy,
+            retry_after,
         };
         let mut res = match &self.on_reject {
             Some(make) => make(&rejection),
@@ -110,6 +117,7 @@ impl fmt::Debug for Config {
                 },
             )
             .field("max_concurrent_hashes", &self.hashes.available_permits())
+            .field("throttle", &self.throttle)
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +170,7 @@ pub struct BasicAuthBuilder {
     validator: Option<Arc<dyn Validator>>,
     max_concurrent_hashes: usize,
     on_reject: Option<Arc<RejectFn>>,
+    throttle: Option<crate::throttle::Throttle>,
 }
 
 impl Default for BasicAuthBuilder {
@@ -179,6 +188,7 @@ impl Default for BasicAuthBuilder {
             validator: None,
             max_concurrent_hashes: cores * 2,
             on_reject: None,
+            throttle: None,
         }
     }
 }
@@ -358,6 +368,14 @@ impl BasicAuthBuilder {
         self
     }
 
+    /// Throttles brute-force attempts: after too many failures from one
+    /// client address or for one user name, answers `429` with `Retry-After`
+    /// without running any password hash. See [`crate::throttle`].
+    pub fn throttle(mut self, throttle: crate::throttle::Throttle) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
     /// The layer.
     ///
     /// # Errors
@@ -396,6 +414,7 @@ impl BasicAuthBuilder {
                 source,
                 hashes: Arc::new(Semaphore::new(self.max_concurrent_hashes)),
                 on_reject: self.on_reject,
+                throttle: self.throttle,
             }),
         })
     }

@@ -1,7 +1,7 @@
 //! The [`BasicAuth`] service.
 
-use super::future::{Check, ResponseFuture};
-use super::header::{parse_basic, Credentials};
+use super::future::{Check, Denied, ResponseFuture};
+use super::header::{parse_basic, Credentials, ParseError};
 use super::layer::{Config, Source};
 use super::{AuthenticatedUser, FailureReason, Verdict};
 use http::request::Parts;
@@ -99,8 +99,12 @@ fn decide(config: &Arc<Config>, creds: Credentials) -> Decision {
             Decision::Pending(Box::pin(async move {
                 match v.validate(creds).await {
                     Verdict::Accept(u) => Ok(u.into_arc()),
-                    Verdict::UnknownUser => Err((FailureReason::UnknownUser, Some(user))),
-                    Verdict::WrongPassword => Err((FailureReason::WrongPassword, Some(user))),
+                    Verdict::UnknownUser => {
+                        Err(Denied::new(FailureReason::UnknownUser, Some(user)))
+                    }
+                    Verdict::WrongPassword => {
+                        Err(Denied::new(FailureReason::WrongPassword, Some(user)))
+                    }
                 }
             }))
         }
@@ -144,7 +148,7 @@ fn decide(config: &Arc<Config>, creds: Credentials) -> Decision {
                     }
                     Ok(user)
                 } else {
-                    Err((miss, Some(creds.user().to_owned())))
+                    Err(Denied::new(miss, Some(creds.user().to_owned())))
                 }
             }))
         }
@@ -185,21 +189,27 @@ where
 
         let header = config.credential_header();
         let mut values = parts.headers.get_all(&header).iter();
-        let value = match (values.next(), values.next()) {
+        let parsed = match (values.next(), values.next()) {
             (None, _) => return self.reject(FailureReason::Missing, None),
-            (Some(_), Some(_)) => {
-                return self.reject_with(FailureReason::Malformed, None, Some("several_headers"))
+            (Some(_), Some(_)) => Err("several_headers"),
+            (Some(v), None) => {
+                parse_basic(v.as_bytes(), config.max_header_len).map_err(ParseError::as_str)
             }
-            (Some(v), None) => v,
         };
-        let creds = match parse_basic(value.as_bytes(), config.max_header_len) {
-            Ok(c) => c,
-            Err(e) => return self.reject_with(FailureReason::Malformed, None, Some(e.as_str())),
-        };
-        if !config.keep_credentials {
+        if parsed.is_ok() && !config.keep_credentials {
             parts.headers.remove(&header);
         }
 
+        if let Some(throttle) = &config.throttle {
+            let addr = throttle.addr_of(&parts);
+            let check = throttled(Arc::clone(config), throttle.clone(), addr, parsed);
+            return self.pending(check, parts, body);
+        }
+
+        let creds = match parsed {
+            Ok(c) => c,
+            Err(detail) => return self.reject_with(FailureReason::Malformed, None, Some(detail)),
+        };
         match decide(config, creds) {
             Decision::Accept(user) => {
                 if let Err(reason) = admit(config, &mut parts, user) {
@@ -208,22 +218,85 @@ where
                 ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
             }
             Decision::Reject(reason, user) => self.reject(reason, user.as_deref()),
-            Decision::Pending(check) => {
-                // The ready service goes with the request; a fresh clone stays.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::checking(
-                    check,
-                    inner,
-                    Request::from_parts(parts, body),
-                    Arc::clone(config),
-                )
-            }
+            Decision::Pending(check) => self.pending(check, parts, body),
         }
     }
 }
 
+/// The whole check behind a [`Throttle`](crate::throttle::Throttle): a locked
+/// client or user is refused before any hash runs; failures are counted;
+/// a success clears the user's count.
+fn throttled(
+    config: Arc<Config>,
+    throttle: crate::throttle::Throttle,
+    addr: Option<std::net::IpAddr>,
+    parsed: Result<Credentials, &'static str>,
+) -> Check {
+    Box::pin(async move {
+        let user = parsed.as_ref().ok().map(|c| c.user().to_owned());
+        let keys = throttle.keys(addr, user.as_deref());
+        if let Some(wait) = throttle.locked_for(&keys).await {
+            return Err(Denied {
+                reason: FailureReason::Throttled,
+                user,
+                detail: None,
+                retry_after: Some(wait),
+            });
+        }
+        let creds = match parsed {
+            Ok(c) => c,
+            Err(detail) => {
+                throttle.failed(&keys).await;
+                return Err(Denied {
+                    reason: FailureReason::Malformed,
+                    user: None,
+                    detail: Some(detail),
+                    retry_after: None,
+                });
+            }
+        };
+        let attempted = creds.user().to_owned();
+        let outcome = match decide(&config, creds) {
+            Decision::Accept(u) => Ok(u),
+            Decision::Reject(reason, user) => Err(Denied::new(reason, user)),
+            Decision::Pending(check) => check.await,
+        };
+        match &outcome {
+            Ok(_) => throttle.succeeded(&attempted).await,
+            Err(d)
+                if matches!(
+                    d.reason,
+                    FailureReason::UnknownUser | FailureReason::WrongPassword
+                ) =>
+            {
+                throttle.failed(&keys).await
+            }
+            Err(_) => {}
+        }
+        outcome
+    })
+}
+
 impl<S> BasicAuth<S> {
+    fn pending<ReqBody>(
+        &mut self,
+        check: Check,
+        parts: Parts,
+        body: ReqBody,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>> + Clone,
+    {
+        // The ready service goes with the request; a fresh clone stays.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::checking(
+            check,
+            inner,
+            Request::from_parts(parts, body),
+            Arc::clone(&self.config),
+        )
+    }
     fn reject<ReqBody>(
         &self,
         reason: FailureReason,
@@ -245,6 +318,6 @@ impl<S> BasicAuth<S> {
         S: Service<Request<ReqBody>>,
     {
         log_rejection(reason, user, detail);
-        ResponseFuture::rejected(self.config.reject(reason))
+        ResponseFuture::rejected(self.config.reject(reason, None))
     }
 }
