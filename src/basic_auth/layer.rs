@@ -1,5 +1,6 @@
 //! [`BasicAuthLayer`] and its builder.
 
+use super::header::MAX_HEADER_LEN_LIMIT;
 use super::service::BasicAuth;
 use super::store::CredentialStore;
 use super::users::Users;
@@ -328,12 +329,12 @@ impl BasicAuthBuilder {
     ///
     /// # Errors
     ///
-    /// `len` is below 16 bytes.
+    /// `len` is below 16 or above 8192 bytes.
     pub fn max_header_len(mut self, len: usize) -> Result<Self, ConfigError> {
-        if len < 16 {
+        if !(16..=MAX_HEADER_LEN_LIMIT).contains(&len) {
             return Err(ConfigError::new(
                 COMPONENT,
-                "max_header_len must be at least 16 bytes",
+                format!("max_header_len must be 16 to {MAX_HEADER_LEN_LIMIT} bytes"),
             ));
         }
         self.max_header_len = len;
@@ -487,6 +488,7 @@ mod tests {
     fn limits_are_checked() {
         assert!(BasicAuthLayer::builder().max_concurrent_hashes(0).is_err());
         assert!(BasicAuthLayer::builder().max_header_len(4).is_err());
+        assert!(BasicAuthLayer::builder().max_header_len(100_000).is_err());
     }
 
     #[test]
