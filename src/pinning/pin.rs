@@ -12,6 +12,9 @@ use crate::ConfigError;
 
 pub(crate) const COMPONENT: &str = "pinning";
 
+/// Length of a SHA-256 digest in padded base64.
+const B64_LEN: usize = 44;
+
 /// A public-key pin: the SHA-256 digest of a DER-encoded
 /// SubjectPublicKeyInfo, as defined by [RFC 7469 section 2.4].
 ///
@@ -137,10 +140,14 @@ impl FromStr for Pin {
                 .ok_or_else(|| {
                     pin_error(input, "an HPKP pin must be quoted: pin-sha256=\"BASE64\"")
                 })?
-        } else if let Some(rest) = strip_prefix_ci(s, "sha256//") {
-            rest
         } else if let Some(rest) = strip_prefix_ci(s, "sha256/") {
-            rest
+            // `sha256//X` is curl's spelling, but also OkHttp's when the
+            // base64 starts with '/'. A digest is exactly 44 base64
+            // characters, so the length tells them apart.
+            match rest.strip_prefix('/') {
+                Some(curl) if rest.len() == B64_LEN + 1 => curl,
+                _ => rest,
+            }
         } else {
             return Err(pin_error(
                 input,
@@ -212,6 +219,14 @@ mod tests {
         assert_eq!(pin.to_hpkp(), format!("pin-sha256=\"{EMPTY}\""));
         assert_eq!(pin.to_curl(), format!("sha256//{EMPTY}"));
         assert_eq!(format!("{pin:?}"), format!("Pin(sha256/{EMPTY})"));
+    }
+
+    #[test]
+    fn okhttp_pin_starting_with_slash_is_not_mistaken_for_curl() {
+        let pin = Pin::from_sha256([0xff; 32]);
+        assert!(pin.base64().starts_with('/'));
+        assert_eq!(pin.to_okhttp().parse::<Pin>().unwrap(), pin);
+        assert_eq!(pin.to_curl().parse::<Pin>().unwrap(), pin);
     }
 
     #[test]

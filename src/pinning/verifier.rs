@@ -330,7 +330,9 @@ impl PinnedVerifier {
                 false,
             )
         };
-        if anchors.is_empty() {
+        // A CA certificate is never accepted as a server certificate through
+        // an issuer; only its own pinned key (above) can vouch for it.
+        if anchors.is_empty() || is_ca(end_entity) {
             return self.fail(mismatch(), true);
         }
         let store = RootCertStore { roots: anchors };
@@ -570,4 +572,9 @@ fn check_leaf_alone(end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<()
             CertificateError::BadEncoding,
         )),
     }
+}
+
+fn is_ca(der: &CertificateDer<'_>) -> bool {
+    // Unparsable certificates count as CA certificates: refused.
+    X509Certificate::from_der(der.as_ref()).map_or(true, |(_, cert)| cert.is_ca())
 }
