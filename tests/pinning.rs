@@ -1079,3 +1079,93 @@ mod openssl {
         assert!(handshake(config, addr, "localhost").await.is_err());
     }
 }
+
+// ---------------------------------------------------------------------------
+// The pin tool (examples/pin.rs)
+// ---------------------------------------------------------------------------
+
+mod pin_tool {
+    use super::*;
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    /// The example binary cargo builds next to this test's directory
+    /// (`target/<profile>/examples/pin`).
+    fn pin_example() -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+        let path = profile_dir
+            .join("examples")
+            .join(format!("pin{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            path.exists(),
+            "{} missing: build it with `cargo build --example pin --features pinning`",
+            path.display()
+        );
+        path
+    }
+
+    #[test]
+    #[ignore = "needs the pin example (cargo build --example pin --features pinning)"]
+    fn prints_the_pin_of_every_certificate_in_a_pem_chain() {
+        let pki = pki();
+        let dir = tempfile::tempdir().unwrap();
+        let pem_path = dir.path().join("chain.pem");
+        let pem = [pki.leaf.cert.pem(), pki.int.cert.pem(), pki.root.cert.pem()].concat();
+        std::fs::write(&pem_path, pem).unwrap();
+
+        let out = Command::new(pin_example()).arg(&pem_path).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for (subject, pin) in [
+            ("CN=localhost", pki.leaf.pin()),
+            ("CN=Legit Issuing CA", pki.int.pin()),
+            ("CN=Legit Root CA", pki.root.pin()),
+        ] {
+            assert!(text.contains(subject), "{subject} missing: {text}");
+            assert!(text.contains(&pin.to_string()), "{pin} missing: {text}");
+        }
+
+        let out = Command::new(pin_example())
+            .args(["--format", "curl"])
+            .arg(&pem_path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&pki.root.pin().to_curl()), "{text}");
+    }
+
+    #[test]
+    #[ignore = "needs the pin example (cargo build --example pin --features pinning)"]
+    fn a_file_without_certificates_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let out = Command::new(pin_example()).arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no CERTIFICATE"));
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the pin example (cargo build --example pin --features pinning)"]
+    async fn connect_prints_the_chain_a_live_server_sends() {
+        let pki = pki();
+        let addr = serve_chain(pki.chain(), &pki.leaf).await;
+        let exe = pin_example();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(exe)
+                .args(["--connect", &addr.to_string(), "--server-name", "localhost"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("as sent by the server"), "{text}");
+        assert!(text.contains(&pki.leaf.pin().to_string()), "{text}");
+        assert!(text.contains(&pki.int.pin().to_string()), "{text}");
+        // The root was not sent, so it is not printed.
+        assert!(!text.contains(&pki.root.pin().to_string()), "{text}");
+    }
+}
