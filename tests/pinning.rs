@@ -642,6 +642,54 @@ async fn report_only_mismatch_calls_back_with_the_full_error_and_connects() {
     assert_eq!(seen[0].chain().len(), 3);
 }
 
+/// Collects formatted tracing output.
+#[cfg(feature = "tracing")]
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+#[cfg(feature = "tracing")]
+impl io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[tokio::test]
+async fn report_only_mismatch_logs_a_warning_naming_host_and_pins() {
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    // The current-thread test runtime runs the handshake on this thread.
+    let _guard = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish()
+        .set_default();
+
+    let pki = pki();
+    let addr = serve_chain(pki.chain(), &pki.leaf).await;
+    let pins = pin_set("localhost", &[unrelated_pin(1), unrelated_pin(2)])
+        .report_only()
+        .build()
+        .unwrap();
+    let config = pinning::client_config(pins, roots(&[&pki.root])).unwrap();
+    handshake(config, addr, "localhost").await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("pin_mismatch_reported"), "{text}");
+    assert!(text.contains("localhost"), "{text}");
+    assert!(text.contains(&pki.leaf.pin().to_string()), "{text}");
+    assert!(text.contains(&unrelated_pin(1).to_string()), "{text}");
+}
+
 #[tokio::test]
 async fn report_only_does_not_relax_ca_validation() {
     let pki = pki();
