@@ -163,7 +163,8 @@ impl HostPattern {
         self.wildcard
     }
 
-    /// Whether `host` (already lower-case, without trailing dot) matches.
+    /// Whether `host` matches (compared case-insensitively, ignoring a
+    /// trailing dot).
     pub fn matches(&self, host: &str) -> bool {
         let host = normalize_host(host);
         if !self.wildcard {

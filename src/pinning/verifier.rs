@@ -473,11 +473,8 @@ fn path_pins<'a>(path: &'a VerifiedPath<'a>) -> impl Iterator<Item = Pin> + 'a {
 }
 
 fn describe_path(path: &VerifiedPath<'_>) -> Vec<ChainCertificate> {
-    let mut chain = vec![describe_der(&path.end_entity().der())];
-    chain.extend(
-        path.intermediate_certificates()
-            .map(|cert| describe_der(&cert.der())),
-    );
+    let mut chain = vec![describe_cert(path.end_entity())];
+    chain.extend(path.intermediate_certificates().map(describe_cert));
     let anchor = path.anchor();
     chain.push(ChainCertificate::new(
         format!(
@@ -489,17 +486,22 @@ fn describe_path(path: &VerifiedPath<'_>) -> Vec<ChainCertificate> {
     chain
 }
 
+/// A certificate webpki has parsed: the same key bytes it validated.
+fn describe_cert(cert: &webpki::Cert<'_>) -> ChainCertificate {
+    ChainCertificate::new(
+        name_from_contents(cert.subject()),
+        Pin::from_spki_der(cert.subject_public_key_info().as_ref()),
+    )
+}
+
+/// A certificate as sent, which may not parse at all.
 fn describe_der(der: &CertificateDer<'_>) -> ChainCertificate {
-    match X509Certificate::from_der(der.as_ref()) {
-        Ok((_, cert)) => ChainCertificate::new(
-            sanitize(&cert.subject().to_string()),
-            Pin::from_spki_der(cert.public_key().raw),
-        ),
-        // A certificate x509-parser rejects never reaches here on a
-        // validated path; on a sent chain, show its hash-of-everything is not
-        // meaningful, so mark it.
+    match EndEntityCert::try_from(der) {
+        Ok(cert) => describe_cert(&cert),
+        // No key to pin: label the entry and show the digest of the whole
+        // certificate so it can still be told apart from the others.
         Err(_) => ChainCertificate::new(
-            "<unparsable certificate>".to_owned(),
+            "<unparsable certificate; digest of the whole certificate>".to_owned(),
             Pin::from_spki_der(der.as_ref()),
         ),
     }
@@ -519,9 +521,16 @@ fn name_from_contents(contents: &[u8]) -> String {
         der.extend_from_slice(&bytes[skip..]);
     }
     der.extend_from_slice(contents);
+    if contents.is_empty() {
+        return "<empty subject>".to_owned();
+    }
     match X509Name::from_der(&der) {
-        Ok((_, name)) => sanitize(&name.to_string()),
-        Err(_) => "<unparsable subject>".to_owned(),
+        // x509-parser stops at the first bad RDN without failing; a name
+        // that decoded to nothing from non-empty bytes is garbage.
+        Ok((rest, name)) if rest.is_empty() && name.iter().next().is_some() => {
+            sanitize(&name.to_string())
+        }
+        _ => "<unparsable subject>".to_owned(),
     }
 }
 
@@ -577,4 +586,51 @@ fn check_leaf_alone(end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<()
 fn is_ca(der: &CertificateDer<'_>) -> bool {
     // Unparsable certificates count as CA certificates: refused.
     X509Certificate::from_der(der.as_ref()).map_or(true, |(_, cert)| cert.is_ca())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject_contents(cn: &str) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let der = cert.der().clone();
+        let parsed = EndEntityCert::try_from(&der).unwrap();
+        parsed.subject().to_vec()
+    }
+
+    #[test]
+    fn long_subject_names_decode() {
+        let cn = "x".repeat(200);
+        let contents = subject_contents(&cn);
+        assert!(contents.len() > 0x80);
+        assert_eq!(name_from_contents(&contents), format!("CN={cn}"));
+    }
+
+    #[test]
+    fn control_characters_in_subjects_are_escaped() {
+        let text = name_from_contents(&subject_contents("evil\nINFO forged line\u{1b}[2J"));
+        assert!(!text.contains('\n'), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("\\n"), "{text}");
+    }
+
+    #[test]
+    fn garbage_name_is_labelled_not_fatal() {
+        assert_eq!(name_from_contents(&[0xff, 0x01]), "<unparsable subject>");
+        assert_eq!(name_from_contents(&[]), "<empty subject>");
+    }
+
+    #[test]
+    fn oversized_subjects_are_truncated() {
+        let text = sanitize(&"y".repeat(1000));
+        assert!(text.chars().count() <= 257);
+        assert!(text.ends_with('…'));
+    }
 }
