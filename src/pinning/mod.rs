@@ -62,6 +62,18 @@
 //!
 //! Everything here uses rustls's *ring* provider explicitly, independent of
 //! any process-wide default; see [`PinnedVerifier`].
+//!
+//! # Deployment caveats
+//!
+//! - With CA validation, hosts that no pattern covers get CA validation
+//!   alone, as in OkHttp. Without CA validation they are refused.
+//! - A `ClientConfig`'s pins are fixed. Resumed TLS sessions skip
+//!   certificate verification (the session was verified when it was made),
+//!   so to change pins build a new `ClientConfig`, whose session cache starts
+//!   empty, rather than relying on existing connections to re-check.
+//! - Without CA validation the server certificate must name the host in its
+//!   subjectAltName (`openssl req -x509 ... -addext subjectAltName=DNS:host`);
+//!   the common name is not used, as in every current TLS client.
 
 mod error;
 mod pin;
