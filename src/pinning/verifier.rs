@@ -193,7 +193,6 @@ impl PinnedVerifier {
                         enforce = false;
                         Some(host_pins)
                     }
-                    // `AfterExpiry` is non-exhaustive for callers only.
                     AfterExpiry::Unpinned => {
                         event!(warn, reason = "pins_expired", host = %host, "pin set expired; CA validation only");
                         None
