@@ -10,6 +10,7 @@
 //! <!-- table:gateway -->
 //! <!-- table:csp -->
 //! <!-- table:https -->
+//! | Certificate pinning for rustls clients (pins of the validated path, [RFC 7469](https://www.rfc-editor.org/rfc/rfc7469) formats) | `pinning` | `pinning` |
 //! <!-- table:pinning -->
 //! <!-- table:hardening -->
 //!
@@ -37,6 +38,8 @@ pub mod basic_auth;
 // modules:gateway
 // modules:csp
 // modules:https
+#[cfg(feature = "pinning")]
+pub mod pinning;
 // modules:pinning
 #[cfg(feature = "basic-auth")]
 pub mod throttle;
