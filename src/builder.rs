@@ -16,37 +16,60 @@ mod sealed {
 ///
 /// This trait is sealed: it is implemented for [`ServiceBuilder`] only.
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+    /// Requires HTTP Basic credentials; see [`crate::basic_auth`].
+    #[cfg(feature = "basic-auth")]
+    fn basic_auth(
+        self,
+        layer: crate::basic_auth::BasicAuthLayer,
+    ) -> ServiceBuilder<Stack<crate::basic_auth::BasicAuthLayer, L>>;
     // methods:basic-auth
     // methods:gateway
     // methods:csp
-    // methods:https
     /// Redirects or rejects plain-HTTP requests; see
     /// [`HttpsRedirectLayer`](crate::https::HttpsRedirectLayer).
     #[cfg(feature = "https")]
     fn https_redirect(
         self,
         layer: crate::https::HttpsRedirectLayer,
-    ) -> ServiceBuilder<Stack<crate::https::HttpsRedirectLayer, L>>
-    where
-        Self: Into<ServiceBuilder<L>>,
-    {
-        self.into().layer(layer)
-    }
-
+    ) -> ServiceBuilder<Stack<crate::https::HttpsRedirectLayer, L>>;
     /// Adds `Strict-Transport-Security` to responses to secure requests; see
     /// [`HstsLayer`](crate::https::HstsLayer).
     #[cfg(feature = "https")]
     fn hsts(
         self,
         layer: crate::https::HstsLayer,
-    ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>>
-    where
-        Self: Into<ServiceBuilder<L>>,
-    {
-        self.into().layer(layer)
-    }
+    ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>>;
+    // methods:https
     // methods:pinning
     // methods:hardening
 }
 
-impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {}
+impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
+    #[cfg(feature = "basic-auth")]
+    fn basic_auth(
+        self,
+        layer: crate::basic_auth::BasicAuthLayer,
+    ) -> ServiceBuilder<Stack<crate::basic_auth::BasicAuthLayer, L>> {
+        self.layer(layer)
+    }
+    // impls:basic-auth
+    // impls:gateway
+    // impls:csp
+    #[cfg(feature = "https")]
+    fn https_redirect(
+        self,
+        layer: crate::https::HttpsRedirectLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HttpsRedirectLayer, L>> {
+        self.layer(layer)
+    }
+    #[cfg(feature = "https")]
+    fn hsts(
+        self,
+        layer: crate::https::HstsLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>> {
+        self.layer(layer)
+    }
+    // impls:https
+    // impls:pinning
+    // impls:hardening
+}

@@ -11,6 +11,7 @@
 //! <!-- table:csp -->
 //! | HTTPS redirect or reject, HSTS ([RFC 6797](https://www.rfc-editor.org/rfc/rfc6797)), trusted proxies ([RFC 7239](https://www.rfc-editor.org/rfc/rfc7239)) | `https` | `https` (default) |
 //! <!-- table:https -->
+//! | Certificate pinning for rustls clients (pins of the validated path, [RFC 7469](https://www.rfc-editor.org/rfc/rfc7469) formats) | `pinning` | `pinning` |
 //! <!-- table:pinning -->
 //! <!-- table:hardening -->
 //!
@@ -32,15 +33,26 @@ pub mod body;
 pub mod builder;
 mod error;
 
+#[cfg(feature = "basic-auth")]
+pub mod basic_auth;
 // modules:basic-auth
 // modules:gateway
 // modules:csp
-// modules:https
 #[cfg(feature = "https")]
 pub mod https;
+// modules:https
+#[cfg(feature = "pinning")]
+pub mod pinning;
 // modules:pinning
+#[cfg(feature = "basic-auth")]
+pub mod throttle;
 // modules:hardening
 
 pub use body::PerimeterBody;
 pub use builder::ServiceBuilderExt;
 pub use error::ConfigError;
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(all(doctest, feature = "basic-auth", feature = "axum"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
