@@ -472,6 +472,59 @@ async fn handlers_can_read_transport_and_client_info_as_extractors() {
     assert_eq!(&body[..], b"Tls Some(192.0.2.8)");
 }
 
+#[tokio::test]
+async fn axum_serve_with_connect_info_feeds_trusted_proxies() {
+    use axum::extract::ConnectInfo;
+    // axum::serve on plain TCP; the peer comes from ConnectInfo.
+    let proxies = TrustedProxies::new()
+        .trust_loopback()
+        .peer_from(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+    let hosts = PublicHosts::new().allow("localhost:8443").unwrap();
+    let app = Router::new()
+        .route(
+            "/",
+            get(|info: ClientInfo| async move { format!("{:?}", info.addr()) }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(MarkTransportLayer::plain())
+                .https_redirect(
+                    HttpsRedirectLayer::permanent(hosts)
+                        .unwrap()
+                        .trusted_proxies(proxies),
+                ),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let c: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let get = |xfp: &'static str| {
+        let req = http::Request::get(format!("http://localhost:{}/", addr.port()))
+            .header("x-forwarded-proto", xfp)
+            .header("x-forwarded-for", "198.51.100.20")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        c.request(req)
+    };
+    // the loopback peer is trusted: its "https" is believed, and the client
+    // address is the forwarded one
+    let res = get("https").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"Some(198.51.100.20)");
+    // its "http" is believed too: redirected
+    let res = get("http").await.unwrap();
+    assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(res.headers()[LOCATION], "https://localhost:8443/");
+    task.abort();
+}
+
 fn curl(args: &[&str]) -> String {
     let out = std::process::Command::new("curl")
         .args(args)
