@@ -95,7 +95,7 @@ const DEFAULT_MAX_HOPS: usize = 16;
 /// assert_eq!(info.host().unwrap().host(), "internal");
 /// # Ok::<_, tower_perimeter::ConfigError>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[must_use]
 pub struct TrustedProxies {
     nets: Vec<IpNet>,
@@ -109,8 +109,11 @@ impl TrustedProxies {
     /// Trusts nobody: forwarding headers are always ignored.
     pub fn new() -> Self {
         Self {
+            nets: Vec::new(),
+            headers: ForwardedHeaders::default(),
+            strip_untrusted: false,
+            peer_from: None,
             max_hops: DEFAULT_MAX_HOPS,
-            ..Self::default()
         }
     }
 
@@ -331,6 +334,13 @@ impl TrustedProxies {
                 Some(Node::Unknown) | None => break,
             }
         }
+    }
+}
+
+impl Default for TrustedProxies {
+    /// [`TrustedProxies::new`]: trusts nobody.
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -883,6 +893,16 @@ mod tests {
         let info = p.resolve_request(&r);
         assert!(!p.strip_if_untrusted(&info, r.headers_mut()));
         assert_eq!(r.headers().len(), 1);
+    }
+
+    #[test]
+    fn default_is_new() {
+        let p = TrustedProxies::default().trust("10.0.0.0/8").unwrap();
+        let r = req("10.0.0.2:1000", &[("x-forwarded-for", "203.0.113.1")]);
+        assert_eq!(
+            p.resolve_request(&r).addr(),
+            Some("203.0.113.1".parse().unwrap())
+        );
     }
 
     #[test]
