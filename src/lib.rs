@@ -9,6 +9,7 @@
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! <!-- table:gateway -->
 //! <!-- table:csp -->
+//! | HTTPS redirect or reject, HSTS ([RFC 6797](https://www.rfc-editor.org/rfc/rfc6797)), trusted proxies ([RFC 7239](https://www.rfc-editor.org/rfc/rfc7239)) | `https` | `https` (default) |
 //! <!-- table:https -->
 //! | Certificate pinning for rustls clients (pins of the validated path, [RFC 7469](https://www.rfc-editor.org/rfc/rfc7469) formats) | `pinning` | `pinning` |
 //! <!-- table:pinning -->
@@ -37,6 +38,8 @@ pub mod basic_auth;
 // modules:basic-auth
 // modules:gateway
 // modules:csp
+#[cfg(feature = "https")]
+pub mod https;
 // modules:https
 #[cfg(feature = "pinning")]
 pub mod pinning;
