@@ -32,6 +32,7 @@ mod trace;
 pub mod body;
 pub mod builder;
 mod error;
+mod peer;
 
 #[cfg(feature = "basic-auth")]
 pub mod basic_auth;
@@ -51,8 +52,15 @@ pub mod throttle;
 pub use body::PerimeterBody;
 pub use builder::ServiceBuilderExt;
 pub use error::ConfigError;
+pub use peer::PeerAddr;
 
 /// The README's code blocks, compiled as doctests.
-#[cfg(all(doctest, feature = "basic-auth", feature = "axum"))]
+#[cfg(all(
+    doctest,
+    feature = "basic-auth",
+    feature = "axum",
+    feature = "https",
+    feature = "pinning"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

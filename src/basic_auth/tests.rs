@@ -725,4 +725,101 @@ mod throttling {
         assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
         assert_eq!(checks.load(Ordering::SeqCst), 0);
     }
+
+    fn locking_layer(throttle: Throttle) -> BasicAuthLayer {
+        BasicAuthLayer::builder()
+            .users(users())
+            .throttle(throttle)
+            .build()
+            .unwrap()
+    }
+
+    fn with_peer(peer: &str, xff: Option<&str>) -> Request<Full<Bytes>> {
+        let mut b = get("/").header(AUTHORIZATION, basic("demo", "wrong"));
+        if let Some(xff) = xff {
+            b = b.header("x-forwarded-for", xff);
+        }
+        let mut req = b.body(Full::default()).unwrap();
+        req.extensions_mut()
+            .insert(crate::PeerAddr(peer.parse().unwrap()));
+        req
+    }
+
+    #[tokio::test]
+    async fn the_default_client_address_is_the_peer_address() {
+        let policy = ThrottlePolicy::default()
+            .per_addr(1)
+            .per_user(0)
+            .base_delay(Duration::from_secs(30));
+        let layer = locking_layer(Throttle::in_memory(policy).unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        assert_eq!(
+            send(&layer, &hits, with_peer("192.0.2.1:5000", None))
+                .await
+                .0
+                .status(),
+            401
+        );
+        assert_eq!(
+            send(&layer, &hits, with_peer("192.0.2.1:5001", None))
+                .await
+                .0
+                .status(),
+            429
+        );
+        assert_eq!(
+            send(&layer, &hits, with_peer("192.0.2.2:5000", None))
+                .await
+                .0
+                .status(),
+            401
+        );
+    }
+
+    #[cfg(feature = "https")]
+    #[tokio::test]
+    async fn forwarded_addresses_count_only_from_trusted_proxies() {
+        use crate::https::TrustedProxies;
+        let policy = ThrottlePolicy::default()
+            .per_addr(1)
+            .per_user(0)
+            .base_delay(Duration::from_secs(30));
+        let proxies = TrustedProxies::new().trust("10.0.0.0/8").unwrap();
+        let layer = locking_layer(
+            Throttle::in_memory(policy)
+                .unwrap()
+                .trusted_proxies(proxies),
+        );
+        let hits = Arc::new(AtomicUsize::new(0));
+        // Behind the trusted balancer, each client is counted on its own.
+        let r = send(&layer, &hits, with_peer("10.0.0.5:1", Some("198.51.100.1")))
+            .await
+            .0;
+        assert_eq!(r.status(), 401);
+        let r = send(&layer, &hits, with_peer("10.0.0.5:2", Some("198.51.100.2")))
+            .await
+            .0;
+        assert_eq!(r.status(), 401);
+        let r = send(&layer, &hits, with_peer("10.0.0.5:3", Some("198.51.100.1")))
+            .await
+            .0;
+        assert_eq!(r.status(), 429);
+        // An untrusted peer cannot escape its own count by forging the header.
+        let r = send(
+            &layer,
+            &hits,
+            with_peer("203.0.113.9:1", Some("198.51.100.50")),
+        )
+        .await
+        .0;
+        assert_eq!(r.status(), 401);
+        let r = send(
+            &layer,
+            &hits,
+            with_peer("203.0.113.9:2", Some("198.51.100.51")),
+        )
+        .await
+        .0;
+        assert_eq!(r.status(), 429);
+    }
 }

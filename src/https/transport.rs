@@ -34,16 +34,7 @@ impl Transport {
     }
 }
 
-/// The address of the connection's peer: the client, or the proxy in front of
-/// this server.
-///
-/// [`TrustedProxies`](super::TrustedProxies) checks this address against its
-/// CIDR list before it believes any `Forwarded` or `X-Forwarded-*` header.
-/// Insert it with [`MarkTransportLayer::peer`]; axum's
-/// `ConnectInfo<SocketAddr>` can be read instead, see
-/// [`TrustedProxies::peer_from`](super::TrustedProxies::peer_from).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerAddr(pub SocketAddr);
+pub use crate::peer::PeerAddr;
 
 /// Layer that inserts a [`Transport`] and, if given, a [`PeerAddr`] into the
 /// extensions of every request, for use in an accept loop.

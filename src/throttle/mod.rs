@@ -277,9 +277,9 @@ impl fmt::Debug for Throttle {
     }
 }
 
-/// The default client address source.
-fn default_client_addr(_parts: &Parts) -> Option<IpAddr> {
-    None
+/// The default client address: the connection's [`PeerAddr`](crate::PeerAddr).
+fn default_client_addr(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<crate::PeerAddr>().map(|p| p.0.ip())
 }
 
 impl Throttle {
@@ -318,14 +318,22 @@ impl Throttle {
     }
 
     /// How to find the client address of a request. By default the
-    /// connection's peer address from the `https` feature's `PeerAddr`
-    /// extension; without one, only user names are counted.
+    /// connection's [`PeerAddr`](crate::PeerAddr) extension; without one,
+    /// only user names are counted.
     pub fn client_addr<F>(mut self, f: F) -> Self
     where
         F: Fn(&Parts) -> Option<IpAddr> + Send + Sync + 'static,
     {
         self.client_addr = Arc::new(f);
         self
+    }
+
+    /// Finds the client address with the same trust rules as the HTTPS
+    /// layers: the peer address, or the forwarded client address when the
+    /// peer is a trusted proxy.
+    #[cfg(feature = "https")]
+    pub fn trusted_proxies(self, proxies: crate::https::TrustedProxies) -> Self {
+        self.client_addr(move |parts| proxies.resolve(parts).addr())
     }
 
     /// The policy.
