@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! <!-- table:gateway -->
+//! | Content-Security-Policy with per-request nonces, HTML nonce substitution, a Face SDK Web Components preset and a report receiver | `csp` | `csp` (default) |
 //! <!-- table:csp -->
 //! | HTTPS redirect or reject, HSTS ([RFC 6797](https://www.rfc-editor.org/rfc/rfc6797)), trusted proxies ([RFC 7239](https://www.rfc-editor.org/rfc/rfc7239)) | `https` | `https` (default) |
 //! <!-- table:https -->
@@ -38,6 +39,8 @@ mod peer;
 pub mod basic_auth;
 // modules:basic-auth
 // modules:gateway
+#[cfg(feature = "csp")]
+pub mod csp;
 // modules:csp
 #[cfg(feature = "https")]
 pub mod https;
