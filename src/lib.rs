@@ -62,6 +62,7 @@ pub use peer::PeerAddr;
     doctest,
     feature = "basic-auth",
     feature = "axum",
+    feature = "csp",
     feature = "https",
     feature = "pinning"
 ))]
