@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use tower_perimeter::csp::{CspNonce, Policy};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(policy) = Policy::parse(text) {
         let nonce = CspNonce::generate();
         let value = policy.header_value(&nonce);

@@ -11,7 +11,12 @@ use tower_perimeter::PeerAddr;
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(4, |b| *b == 0);
     let mut headers = HeaderMap::new();
-    for name in ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] {
+    for name in [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ] {
         let Some(value) = parts.next() else { break };
         if let Ok(v) = HeaderValue::from_bytes(value) {
             headers.append(name, v);

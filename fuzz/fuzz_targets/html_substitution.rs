@@ -15,7 +15,9 @@ type Frame = Result<http_body::Frame<Bytes>, Infallible>;
 
 fuzz_target!(|data: &[u8]| {
     // First byte: the chunk length; the rest: the page.
-    let Some((&cut, page)) = data.split_first() else { return };
+    let Some((&cut, page)) = data.split_first() else {
+        return;
+    };
     let cut = usize::from(cut).max(1);
     let page = page.to_vec();
     let chunks: Vec<Bytes> = page.chunks(cut).map(Bytes::copy_from_slice).collect();
@@ -28,13 +30,21 @@ fuzz_target!(|data: &[u8]| {
     let svc = layer.layer(service_fn(move |_req: Request<()>| {
         let body = StreamBody::new(futures_stream(chunks.clone()));
         let mut res = Response::new(body);
-        res.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().expect("ct"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "text/html; charset=utf-8".parse().expect("ct"),
+        );
         async move { Ok::<_, Infallible>(res) }
     }));
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let res = svc.oneshot(Request::new(())).await.expect("infallible");
-        let policy = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().expect("ascii").to_owned();
+        let policy = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         let nonce = policy
             .split("'nonce-")
             .nth(1)

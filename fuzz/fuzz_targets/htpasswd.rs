@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use tower_perimeter::basic_auth::Users;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match Users::from_htpasswd(text) {
         Ok(users) => assert!(users.len() <= text.lines().count() + 1),
         Err(e) => {
