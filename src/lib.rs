@@ -7,6 +7,7 @@
 //! | capability | module | feature |
 //! |---|---|---|
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
+//! | Streaming reverse proxy for gateways: hop-by-hop headers, `Forwarded`, JSON `502`/`504`/`413` | `proxy` | `proxy` (default) |
 //! <!-- table:gateway -->
 //! <!-- table:csp -->
 //! <!-- table:https -->
@@ -32,6 +33,8 @@ pub mod builder;
 mod error;
 
 // modules:basic-auth
+#[cfg(feature = "proxy")]
+pub mod proxy;
 // modules:gateway
 // modules:csp
 // modules:https
