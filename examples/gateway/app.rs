@@ -1,0 +1,458 @@
+//! The gateway's parts, kept apart from the command line so that the
+//! integration tests can start them in-process on ephemeral ports:
+//!
+//! - [`start_standin`]: a stand-in for the Face SDK Web Service;
+//! - [`start_gateway`]: the HTTPS gateway, with the middleware stack in
+//!   [`serve`];
+//! - [`self_signed`], [`load_tls`]: certificates for it.
+#![allow(dead_code)] // each user (the example, the tests) uses a part of it
+
+use axum::extract::{DefaultBodyLimit, Request as AxumRequest, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response as AxumResponse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+use tower::{Service, ServiceBuilder, ServiceExt as _};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::map_response_body::MapResponseBodyLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tower_perimeter::basic_auth::{BasicAuthLayer, CredentialStore};
+use tower_perimeter::proxy::{JsonErrorsLayer, PeerAddr, ReverseProxy};
+use tower_perimeter::ConfigError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The header the upstream finds the authenticated user name in.
+pub const USER_HEADER: &str = "x-authenticated-user";
+
+/// The version the stand-in reports on `/api/ping`.
+pub const STANDIN_VERSION: &str = "3.22.0-standin";
+
+// ---------------------------------------------------------------------------
+// The stand-in Web Service
+// ---------------------------------------------------------------------------
+
+/// What the stand-in saw, for tests: how many requests reached it and the
+/// headers of the last one.
+#[derive(Debug, Default)]
+pub struct StandInLog {
+    hits: AtomicU64,
+    last_headers: Mutex<Option<HeaderMap>>,
+}
+
+impl StandInLog {
+    /// Requests that reached the stand-in.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The headers of the last request that reached the stand-in.
+    pub fn last_headers(&self) -> Option<HeaderMap> {
+        self.last_headers.lock().ok()?.clone()
+    }
+}
+
+/// A running stand-in.
+#[derive(Debug)]
+pub struct StandIn {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// What it saw.
+    pub log: Arc<StandInLog>,
+    task: JoinHandle<()>,
+}
+
+impl StandIn {
+    /// Stops it (its port then refuses connections).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// The stand-in's routes: the shapes of the Face SDK Web Service's API that a
+/// gateway has to carry.
+pub fn standin_router(log: Arc<StandInLog>) -> Router {
+    Router::new()
+        .route("/api/ping", get(ping))
+        .route("/api/detect", post(detect))
+        .route("/api/match", post(match_faces))
+        // Not part of the real API: streams the request body back, so that
+        // the gateway's streaming can be checked end to end.
+        .route("/api/echo", post(echo))
+        // Images arrive as base64 inside JSON: many megabytes.
+        .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
+        .layer(middleware::from_fn_with_state(log.clone(), record))
+        .with_state(log)
+}
+
+async fn record(State(log): State<Arc<StandInLog>>, req: AxumRequest, next: Next) -> AxumResponse {
+    log.hits.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut last) = log.last_headers.lock() {
+        *last = Some(req.headers().clone());
+    }
+    next.run(req).await
+}
+
+async fn ping() -> Json<Value> {
+    Json(json!({ "code": 0, "version": STANDIN_VERSION, "service": "Face SDK Web Service (stand-in)" }))
+}
+
+fn bad_request(message: &str) -> AxumResponse {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "code": 1, "message": message })),
+    )
+        .into_response()
+}
+
+/// Decodes the base64 image in `field` of `body`.
+fn image(body: &Value, field: &str) -> Result<Vec<u8>, AxumResponse> {
+    let text = body
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_request(&format!("`{field}` must be a base64 string")))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| bad_request(&format!("`{field}` is not valid base64")))
+}
+
+async fn detect(body: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> AxumResponse {
+    let Ok(Json(body)) = body else {
+        return bad_request("body must be JSON");
+    };
+    match image(&body, "image") {
+        Ok(bytes) => Json(json!({
+            "code": 0,
+            "image_bytes": bytes.len(),
+            "faces": [{ "score": 0.98, "rectangle": { "x": 64, "y": 48, "width": 128, "height": 160 } }],
+        }))
+        .into_response(),
+        Err(res) => res,
+    }
+}
+
+async fn match_faces(
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> AxumResponse {
+    let Ok(Json(body)) = body else {
+        return bad_request("body must be JSON");
+    };
+    let (a, b) = match (image(&body, "image1"), image(&body, "image2")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(res), _) | (_, Err(res)) => return res,
+    };
+    // A deterministic stand-in for a similarity score.
+    let similarity = if a == b { 1.0 } else { 0.42 };
+    Json(json!({ "code": 0, "similarity": similarity, "match": a == b })).into_response()
+}
+
+async fn echo(req: AxumRequest) -> AxumResponse {
+    let (parts, body) = req.into_parts();
+    let mut res = AxumResponse::new(body);
+    if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE) {
+        res.headers_mut().insert(http::header::CONTENT_TYPE, ct.clone());
+    }
+    res
+}
+
+/// Starts the stand-in on `listener`.
+pub fn start_standin(listener: TcpListener) -> std::io::Result<StandIn> {
+    let addr = listener.local_addr()?;
+    let log = Arc::new(StandInLog::default());
+    let app = standin_router(log.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(StandIn { addr, log, task })
+}
+
+// ---------------------------------------------------------------------------
+// TLS
+// ---------------------------------------------------------------------------
+
+/// Paths of a certificate and its key, and the certificate itself.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// PEM certificate.
+    pub cert: PathBuf,
+    /// PEM private key (mode 0600).
+    pub key: PathBuf,
+}
+
+/// Writes a new self-signed certificate for `localhost` and `127.0.0.1` into
+/// `dir` as `cert.pem` and `key.pem`.
+pub fn self_signed(dir: &Path) -> Result<CertFiles, String> {
+    let certified = rcgen::generate_simple_self_signed(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+    ])
+    .map_err(|e| format!("cannot generate a certificate: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    write_file(&cert, certified.cert.pem().as_bytes(), 0o644)?;
+    write_file(&key, certified.key_pair.serialize_pem().as_bytes(), 0o600)?;
+    Ok(CertFiles { cert, key })
+}
+
+/// Writes `data` to `path`, readable by its owner alone where `mode` says so.
+pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(data)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A rustls server configuration from PEM files, offering HTTP/2 and
+/// HTTP/1.1 through ALPN.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let cert_pem = std::fs::read(cert).map_err(|e| format!("--cert {}: {e}", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("--key {}: {e}", key.display()))?;
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("--cert {}: no PEM certificate in it", cert.display()));
+    }
+    let key_der = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| format!("--key {}: {e}", key.display()))?
+        .ok_or_else(|| format!("--key {}: no PEM private key in it", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| format!("--cert/--key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+// ---------------------------------------------------------------------------
+// The gateway
+// ---------------------------------------------------------------------------
+
+/// What the gateway is told on the command line, less the files.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Upstream base URL.
+    pub upstream: String,
+    /// Basic auth realm.
+    pub realm: String,
+    /// Answer `407` / read `Proxy-Authorization` instead of `401` /
+    /// `Authorization`.
+    pub proxy_auth: bool,
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+    /// How long the upstream has to answer.
+    pub upstream_timeout: Duration,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            upstream: "http://127.0.0.1:41101".to_owned(),
+            realm: "Face SDK".to_owned(),
+            proxy_auth: false,
+            max_body: 64 * 1024 * 1024,
+            upstream_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Stops accepting connections, lets in-flight requests finish (at most
+    /// `grace`), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// How long in-flight requests get to finish on shutdown.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+/// Builds the middleware stack and serves HTTPS on `listener`.
+///
+/// # Errors
+///
+/// When an option is rejected by a layer's builder (a [`ConfigError`] for a
+/// bad realm or upstream URL).
+pub fn start_gateway(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    options: &GatewayOptions,
+    store: CredentialStore,
+) -> Result<Gateway, BoxError> {
+    let proxy = ReverseProxy::builder()
+        .upstream(&options.upstream)?
+        .forwarded_proto("https")?
+        .timeout(options.upstream_timeout)
+        .build()?;
+
+    let mut auth = BasicAuthLayer::builder()
+        .realm(&options.realm)?
+        .store(store)
+        .forward_user_header(USER_HEADER)?;
+    if options.proxy_auth {
+        auth = auth.proxy_auth();
+    }
+    let auth = auth.build()?;
+
+    // The stack, outermost first. A request passes the layers top to bottom;
+    // a response passes them bottom to top.
+    let service = ServiceBuilder::new()
+        // 1. Request ids first, so that every later layer (the trace span
+        //    included) sees the id, and every answer carries it back,
+        //    rejections included. A client-sent `x-request-id` is kept.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // 2. Tracing next: it times and logs every request, those rejected
+        //    below included. Its default span leaves headers out, so the
+        //    credentials, not yet stripped here, never reach a log.
+        .layer(TraceLayer::new_for_http())
+        // 3. Outside the layers that answer by themselves (timeout, body
+        //    limit), so their 408/413/504 get the proxy's JSON error shape;
+        //    upstream answers pass untouched.
+        .layer(JsonErrorsLayer::new())
+        // 4. A deadline for the whole exchange up to the response head,
+        //    authentication included: a backstop a little longer than the
+        //    proxy's own upstream timeout, which answers 504 first.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            options.upstream_timeout + Duration::from_secs(5),
+        ))
+        // 5. Authentication before anything looks at the body: a client
+        //    without credentials costs one header check, never reaches the
+        //    upstream, and learns nothing about limits. It strips the
+        //    credential header and any client-sent user header, then
+        //    sets the user header for the upstream.
+        .layer(auth)
+        // 6. The body limit applies to authenticated traffic: a declared
+        //    Content-Length over it is answered 413 at once; a chunked body
+        //    that grows past it is cut off and the proxy answers 413.
+        .layer(RequestBodyLimitLayer::new(options.max_body))
+        // 7. tower-http's timeout needs a response body with a `Default`;
+        //    the upstream's streaming body has none, so it is boxed once.
+        .layer(MapResponseBodyLayer::new(BodyExt::boxed_unsync))
+        // 8. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
+        .service(proxy);
+
+    let (tx, rx) = oneshot::channel();
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(serve(listener, TlsAcceptor::from(tls), service, rx));
+    Ok(Gateway {
+        addr,
+        shutdown: tx,
+        task,
+    })
+}
+
+/// Accepts TLS connections and serves HTTP/1.1 or HTTP/2 on each until
+/// `shutdown` fires; then drains in-flight requests for at most
+/// [`DRAIN_GRACE`].
+async fn serve<S, B>(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    service: S,
+    mut shutdown: oneshot::Receiver<()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of file descriptors, say: back off briefly.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let service = service.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    // A client that never finishes its handshake is dropped.
+                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => tls,
+                        _ => return,
+                    };
+                    let per_connection = tower::service_fn(move |mut req: Request<Incoming>| {
+                        req.extensions_mut().insert(PeerAddr(peer));
+                        service.clone().oneshot(req)
+                    });
+                    let conn = builder
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(per_connection))
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_GRACE, graceful.shutdown()).await;
+}
+
+/// A random password for the demo user.
+pub fn random_password() -> String {
+    use rand::distr::{Alphanumeric, SampleString as _};
+    Alphanumeric.sample_string(&mut rand::rng(), 20)
+}
