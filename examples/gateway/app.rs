@@ -41,15 +41,16 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_perimeter::basic_auth::{BasicAuthLayer, CredentialStore};
 use tower_perimeter::proxy::{JsonErrorsLayer, PeerAddr, ReverseProxy};
+#[allow(unused_imports)] // named in the docs
 use tower_perimeter::ConfigError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The header the upstream finds the authenticated user name in.
-pub const USER_HEADER: &str = "x-authenticated-user";
+pub(crate) const USER_HEADER: &str = "x-authenticated-user";
 
 /// The version the stand-in reports on `/api/ping`.
-pub const STANDIN_VERSION: &str = "3.22.0-standin";
+pub(crate) const STANDIN_VERSION: &str = "3.22.0-standin";
 
 // ---------------------------------------------------------------------------
 // The stand-in Web Service
@@ -58,43 +59,43 @@ pub const STANDIN_VERSION: &str = "3.22.0-standin";
 /// What the stand-in saw, for tests: how many requests reached it and the
 /// headers of the last one.
 #[derive(Debug, Default)]
-pub struct StandInLog {
+pub(crate) struct StandInLog {
     hits: AtomicU64,
     last_headers: Mutex<Option<HeaderMap>>,
 }
 
 impl StandInLog {
     /// Requests that reached the stand-in.
-    pub fn hits(&self) -> u64 {
+    pub(crate) fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
     }
 
     /// The headers of the last request that reached the stand-in.
-    pub fn last_headers(&self) -> Option<HeaderMap> {
+    pub(crate) fn last_headers(&self) -> Option<HeaderMap> {
         self.last_headers.lock().ok()?.clone()
     }
 }
 
 /// A running stand-in.
 #[derive(Debug)]
-pub struct StandIn {
+pub(crate) struct StandIn {
     /// Where it listens.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// What it saw.
-    pub log: Arc<StandInLog>,
+    pub(crate) log: Arc<StandInLog>,
     task: JoinHandle<()>,
 }
 
 impl StandIn {
     /// Stops it (its port then refuses connections).
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         self.task.abort();
     }
 }
 
 /// The stand-in's routes: the shapes of the Face SDK Web Service's API that a
 /// gateway has to carry.
-pub fn standin_router(log: Arc<StandInLog>) -> Router {
+pub(crate) fn standin_router(log: Arc<StandInLog>) -> Router {
     Router::new()
         .route("/api/ping", get(ping))
         .route("/api/detect", post(detect))
@@ -179,7 +180,7 @@ async fn echo(req: AxumRequest) -> AxumResponse {
 }
 
 /// Starts the stand-in on `listener`.
-pub fn start_standin(listener: TcpListener) -> std::io::Result<StandIn> {
+pub(crate) fn start_standin(listener: TcpListener) -> std::io::Result<StandIn> {
     let addr = listener.local_addr()?;
     let log = Arc::new(StandInLog::default());
     let app = standin_router(log.clone());
@@ -195,16 +196,16 @@ pub fn start_standin(listener: TcpListener) -> std::io::Result<StandIn> {
 
 /// Paths of a certificate and its key, and the certificate itself.
 #[derive(Debug, Clone)]
-pub struct CertFiles {
+pub(crate) struct CertFiles {
     /// PEM certificate.
-    pub cert: PathBuf,
+    pub(crate) cert: PathBuf,
     /// PEM private key (mode 0600).
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 /// Writes a new self-signed certificate for `localhost` and `127.0.0.1` into
 /// `dir` as `cert.pem` and `key.pem`.
-pub fn self_signed(dir: &Path) -> Result<CertFiles, String> {
+pub(crate) fn self_signed(dir: &Path) -> Result<CertFiles, String> {
     let certified = rcgen::generate_simple_self_signed(vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -219,7 +220,7 @@ pub fn self_signed(dir: &Path) -> Result<CertFiles, String> {
 }
 
 /// Writes `data` to `path`, readable by its owner alone where `mode` says so.
-pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -239,7 +240,7 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
 
 /// A rustls server configuration from PEM files, offering HTTP/2 and
 /// HTTP/1.1 through ALPN.
-pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+pub(crate) fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
     let cert_pem = std::fs::read(cert).map_err(|e| format!("--cert {}: {e}", cert.display()))?;
     let key_pem = std::fs::read(key).map_err(|e| format!("--key {}: {e}", key.display()))?;
     let certs = rustls_pemfile::certs(&mut &cert_pem[..])
@@ -268,18 +269,18 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, St
 
 /// What the gateway is told on the command line, less the files.
 #[derive(Debug, Clone)]
-pub struct GatewayOptions {
+pub(crate) struct GatewayOptions {
     /// Upstream base URL.
-    pub upstream: String,
+    pub(crate) upstream: String,
     /// Basic auth realm.
-    pub realm: String,
+    pub(crate) realm: String,
     /// Answer `407` / read `Proxy-Authorization` instead of `401` /
     /// `Authorization`.
-    pub proxy_auth: bool,
+    pub(crate) proxy_auth: bool,
     /// Largest request body, in bytes.
-    pub max_body: usize,
+    pub(crate) max_body: usize,
     /// How long the upstream has to answer.
-    pub upstream_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -296,9 +297,9 @@ impl Default for GatewayOptions {
 
 /// A running gateway.
 #[derive(Debug)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     /// Where it listens.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -306,14 +307,14 @@ pub struct Gateway {
 impl Gateway {
     /// Stops accepting connections, lets in-flight requests finish (at most
     /// `grace`), then returns.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }
 }
 
 /// How long in-flight requests get to finish on shutdown.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// Builds the middleware stack and serves HTTPS on `listener`.
 ///
@@ -321,7 +322,7 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 ///
 /// When an option is rejected by a layer's builder (a [`ConfigError`] for a
 /// bad realm or upstream URL).
-pub fn start_gateway(
+pub(crate) fn start_gateway(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     options: &GatewayOptions,
@@ -371,13 +372,14 @@ pub fn start_gateway(
         //    credential header and any client-sent user header, then
         //    sets the user header for the upstream.
         .layer(auth)
-        // 6. The body limit applies to authenticated traffic: a declared
+        // 6. tower-http's timeout needs a response body with a `Default`;
+        //    the upstream's streaming body and the body limit's have none,
+        //    so the body is boxed once here (still streamed, not buffered).
+        .layer(MapResponseBodyLayer::new(BodyExt::boxed_unsync))
+        // 7. The body limit applies to authenticated traffic: a declared
         //    Content-Length over it is answered 413 at once; a chunked body
         //    that grows past it is cut off and the proxy answers 413.
         .layer(RequestBodyLimitLayer::new(options.max_body))
-        // 7. tower-http's timeout needs a response body with a `Default`;
-        //    the upstream's streaming body has none, so it is boxed once.
-        .layer(MapResponseBodyLayer::new(BodyExt::boxed_unsync))
         // 8. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
         .service(proxy);
 
@@ -452,7 +454,7 @@ async fn serve<S, B>(
 }
 
 /// A random password for the demo user.
-pub fn random_password() -> String {
+pub(crate) fn random_password() -> String {
     use rand::distr::{Alphanumeric, SampleString as _};
     Alphanumeric.sample_string(&mut rand::rng(), 20)
 }
