@@ -16,6 +16,12 @@ mod sealed {
 ///
 /// This trait is sealed: it is implemented for [`ServiceBuilder`] only.
 pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+    /// Requires HTTP Basic credentials; see [`crate::basic_auth`].
+    #[cfg(feature = "basic-auth")]
+    fn basic_auth(
+        self,
+        layer: crate::basic_auth::BasicAuthLayer,
+    ) -> ServiceBuilder<Stack<crate::basic_auth::BasicAuthLayer, L>>;
     // methods:basic-auth
     // methods:gateway
     // methods:csp
@@ -24,4 +30,18 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     // methods:hardening
 }
 
-impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {}
+impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
+    #[cfg(feature = "basic-auth")]
+    fn basic_auth(
+        self,
+        layer: crate::basic_auth::BasicAuthLayer,
+    ) -> ServiceBuilder<Stack<crate::basic_auth::BasicAuthLayer, L>> {
+        self.layer(layer)
+    }
+    // impls:basic-auth
+    // impls:gateway
+    // impls:csp
+    // impls:https
+    // impls:pinning
+    // impls:hardening
+}

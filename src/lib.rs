@@ -32,6 +32,8 @@ pub mod body;
 pub mod builder;
 mod error;
 
+#[cfg(feature = "basic-auth")]
+pub mod basic_auth;
 // modules:basic-auth
 #[cfg(feature = "proxy")]
 pub mod proxy;
