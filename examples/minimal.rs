@@ -10,10 +10,16 @@ use tower_perimeter::basic_auth::{AuthenticatedUser, BasicAuthLayer, Users};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let password = format!("{:032x}", rand_u128());
     let users = Users::builder().user("demo", &password)?.build();
-    let auth = BasicAuthLayer::builder().realm("minimal")?.users(users).build()?;
+    let auth = BasicAuthLayer::builder()
+        .realm("minimal")?
+        .users(users)
+        .build()?;
 
     let app = Router::new()
-        .route("/", get(|u: AuthenticatedUser| async move { format!("hello, {}\n", u.name()) }))
+        .route(
+            "/",
+            get(|u: AuthenticatedUser| async move { format!("hello, {}\n", u.name()) }),
+        )
         .layer(auth);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

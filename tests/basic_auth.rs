@@ -41,9 +41,15 @@ async fn request(
 ) -> (StatusCode, http::HeaderMap, String) {
     let mut req = Request::get(format!("http://{addr}{path}"));
     if let Some((u, p)) = creds {
-        req = req.header(AUTHORIZATION, Credentials::new(u, p).to_header_value().unwrap());
+        req = req.header(
+            AUTHORIZATION,
+            Credentials::new(u, p).to_header_value().unwrap(),
+        );
     }
-    let res = client.request(req.body(Full::default()).unwrap()).await.unwrap();
+    let res = client
+        .request(req.body(Full::default()).unwrap())
+        .await
+        .unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -100,7 +106,10 @@ async fn axum_router_admits_right_credentials_and_rejects_the_rest() {
 
 #[tokio::test]
 async fn extractor_without_the_layer_names_the_missing_layer() {
-    let app = Router::new().route("/", get(|u: AuthenticatedUser| async move { u.name().to_owned() }));
+    let app = Router::new().route(
+        "/",
+        get(|u: AuthenticatedUser| async move { u.name().to_owned() }),
+    );
     let addr = serve(app).await;
     let (status, _, body) = request(&client(), addr, "/", None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -113,7 +122,10 @@ async fn hyper_service_fn_is_protected_through_service_builder() {
     let svc = ServiceBuilder::new()
         .basic_auth(BasicAuthLayer::builder().users(users).build().unwrap())
         .service_fn(|req: Request<hyper::body::Incoming>| async move {
-            let user = req.extensions().get::<AuthenticatedUser>().map(|u| u.name().to_owned());
+            let user = req
+                .extensions()
+                .get::<AuthenticatedUser>()
+                .map(|u| u.name().to_owned());
             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
                 user.unwrap_or_default(),
             ))))
@@ -122,7 +134,9 @@ async fn hyper_service_fn_is_protected_through_service_builder() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let svc = hyper_util::service::TowerToHyperService::new(svc.clone());
             tokio::spawn(async move {
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -160,7 +174,10 @@ async fn stacks_with_tower_http_layers() {
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(10)))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(10),
+                ))
                 .layer(CorsLayer::permissive())
                 .layer(CompressionLayer::new())
                 .basic_auth(BasicAuthLayer::builder().users(users).build().unwrap()),
@@ -178,13 +195,21 @@ async fn stacks_with_tower_http_layers() {
     assert!(res.headers().contains_key("access-control-allow-origin"));
 
     let req = Request::post(format!("http://{addr}/api/match"))
-        .header(AUTHORIZATION, Credentials::new("demo", "pw").to_header_value().unwrap())
+        .header(
+            AUTHORIZATION,
+            Credentials::new("demo", "pw").to_header_value().unwrap(),
+        )
         .body(Full::default())
         .unwrap();
     let res = c.request(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let req = Request::post(format!("http://{addr}/api/match")).body(Full::default()).unwrap();
-    assert_eq!(c.request(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let req = Request::post(format!("http://{addr}/api/match"))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(
+        c.request(req).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
@@ -199,16 +224,28 @@ async fn reload_through_the_library_api_takes_effect_on_a_live_server() {
     let layer = BasicAuthLayer::builder().store(store).build().unwrap();
     let addr = serve(app(layer, Arc::new(AtomicUsize::new(0)))).await;
     let c = client();
-    assert_eq!(request(&c, addr, "/api/ping", Some(("demo", "first"))).await.0, StatusCode::OK);
+    assert_eq!(
+        request(&c, addr, "/api/ping", Some(("demo", "first")))
+            .await
+            .0,
+        StatusCode::OK
+    );
 
     let line = tower_perimeter::basic_auth::htpasswd_bcrypt_line("demo", "second", 4).unwrap();
     std::fs::write(&path, format!("{line}\n")).unwrap();
     assert_eq!(reloader.reload().unwrap(), 1);
     assert_eq!(
-        request(&c, addr, "/api/ping", Some(("demo", "first"))).await.0,
+        request(&c, addr, "/api/ping", Some(("demo", "first")))
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(request(&c, addr, "/api/ping", Some(("demo", "second"))).await.0, StatusCode::OK);
+    assert_eq!(
+        request(&c, addr, "/api/ping", Some(("demo", "second")))
+            .await
+            .0,
+        StatusCode::OK
+    );
 }
 
 /// Runs Apache's `htpasswd -nb<flags> user password` and returns the line.

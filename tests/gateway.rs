@@ -200,7 +200,10 @@ async fn right_credentials_reach_upstream_without_authorization() {
     assert_eq!(seen["x-forwarded-proto"], "https");
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
     let forwarded = seen[header::FORWARDED].to_str().unwrap();
-    assert!(forwarded.starts_with("for=127.0.0.1;proto=https"), "{forwarded}");
+    assert!(
+        forwarded.starts_with("for=127.0.0.1;proto=https"),
+        "{forwarded}"
+    );
     assert!(answer.headers.contains_key("x-request-id"));
 }
 
@@ -272,7 +275,10 @@ async fn hop_by_hop_and_client_forwarded_headers_are_not_passed_on() {
     let mut req = get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD)));
     let h = req.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("x-private"));
-    h.insert("x-private", HeaderValue::from_static("for the next hop only"));
+    h.insert(
+        "x-private",
+        HeaderValue::from_static("for the next hop only"),
+    );
     h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
     h.insert(header::TE, HeaderValue::from_static("trailers"));
     h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
@@ -299,21 +305,37 @@ async fn upstream_down_gives_502_and_the_pool_recovers_when_it_returns() {
     let parked = loopback().await;
     let addr = parked.local_addr().unwrap();
     drop(parked);
-    let fx = start(Some(format!("http://{addr}")), app::GatewayOptions::default()).await;
+    let fx = start(
+        Some(format!("http://{addr}")),
+        app::GatewayOptions::default(),
+    )
+    .await;
     let client = fx.client(false);
 
-    let answer = send(&client, get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD)))).await;
+    let answer = send(
+        &client,
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
     assert_json_error(&answer, 502, "bad_gateway");
 
     // The upstream comes back on the same port.
     let standin = app::start_standin(TcpListener::bind(addr).await.unwrap()).unwrap();
-    let answer = send(&client, get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD)))).await;
+    let answer = send(
+        &client,
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(standin.log.hits(), 1);
 
     // It goes away again, with pooled connections to it: 502, not a hang.
     standin.stop();
-    let answer = send(&client, get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD)))).await;
+    let answer = send(
+        &client,
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
     assert_json_error(&answer, 502, "bad_gateway");
 }
 
@@ -378,7 +400,8 @@ async fn streamed_body_growing_over_the_limit_gets_413() {
     )
     .await;
     // No Content-Length: sixteen 16 KiB chunks, sent as they come.
-    let chunks = (0..16).map(|_| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![b'y'; 16 * 1024]))));
+    let chunks =
+        (0..16).map(|_| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![b'y'; 16 * 1024]))));
     let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
     let mut req = Request::post(fx.url("/api/echo")).body(body).unwrap();
     req.headers_mut()
@@ -408,7 +431,9 @@ async fn five_megabyte_body_round_trips_intact() {
     let image = base64::engine::general_purpose::STANDARD.encode(&data[..3 * 1024 * 1024]);
     let mut req = Request::post(fx.url("/api/detect"))
         .header(header::CONTENT_TYPE, "application/json")
-        .body(full(serde_json::to_vec(&serde_json::json!({ "image": image })).unwrap()))
+        .body(full(
+            serde_json::to_vec(&serde_json::json!({ "image": image })).unwrap(),
+        ))
         .unwrap();
     req.headers_mut()
         .insert(header::AUTHORIZATION, basic(USER, PASSWORD));
@@ -442,14 +467,22 @@ async fn htpasswd_reload_takes_effect() {
     )
     .unwrap();
     // Before the reload the old users still hold.
-    let answer = send(&client, get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD)))).await;
+    let answer = send(
+        &client,
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
 
     let count = HtpasswdReloader::new(&fx.htpasswd, fx.store.clone())
         .reload()
         .unwrap();
     assert_eq!(count, 1);
-    let answer = send(&client, get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD)))).await;
+    let answer = send(
+        &client,
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     let answer = send(
         &client,
@@ -520,12 +553,15 @@ async fn shutdown_drains_in_flight_requests() {
         }),
     );
     let server = tokio::spawn(async move { axum::serve(listener, slowish).await });
-    let fx = start(Some(format!("http://{addr}")), app::GatewayOptions::default()).await;
+    let fx = start(
+        Some(format!("http://{addr}")),
+        app::GatewayOptions::default(),
+    )
+    .await;
     let client = fx.client(false);
     let url = fx.url("/api/ping");
-    let in_flight = tokio::spawn(async move {
-        send(&client, get(&url, Some(basic(USER, PASSWORD)))).await
-    });
+    let in_flight =
+        tokio::spawn(async move { send(&client, get(&url, Some(basic(USER, PASSWORD)))).await });
     // Shut down once the request is inside the upstream.
     entered_rx.await.unwrap();
     let gateway_addr = fx.gateway.addr;
@@ -570,7 +606,13 @@ fn example_binary() -> PathBuf {
         .collect();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
-            .args(["build", "--example", "gateway", "--no-default-features", "--features"])
+            .args([
+                "build",
+                "--example",
+                "gateway",
+                "--no-default-features",
+                "--features",
+            ])
             .arg(features.join(","))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
@@ -583,7 +625,10 @@ fn example_binary() -> PathBuf {
 
 #[test]
 fn binary_help_lists_every_option() {
-    let out = Command::new(example_binary()).arg("--help").output().unwrap();
+    let out = Command::new(example_binary())
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     for option in [
@@ -691,4 +736,3 @@ fn binary_prints_curl_commands_and_exits_0_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
-

@@ -7,6 +7,7 @@
 //! - [`self_signed`], [`load_tls`]: certificates for it.
 #![allow(dead_code)] // each user (the example, the tests) uses a part of it
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request as AxumRequest, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -38,11 +39,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::map_response_body::MapResponseBodyLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_perimeter::basic_auth::{BasicAuthLayer, CredentialStore};
 use tower_perimeter::proxy::{JsonErrorsLayer, PeerAddr, ReverseProxy};
 #[allow(unused_imports)] // named in the docs
 use tower_perimeter::ConfigError;
+use tracing::Level;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -118,7 +120,9 @@ async fn record(State(log): State<Arc<StandInLog>>, req: AxumRequest, next: Next
 }
 
 async fn ping() -> Json<Value> {
-    Json(json!({ "code": 0, "version": STANDIN_VERSION, "service": "Face SDK Web Service (stand-in)" }))
+    Json(
+        json!({ "code": 0, "version": STANDIN_VERSION, "service": "Face SDK Web Service (stand-in)" }),
+    )
 }
 
 fn bad_request(message: &str) -> AxumResponse {
@@ -129,18 +133,19 @@ fn bad_request(message: &str) -> AxumResponse {
         .into_response()
 }
 
-/// Decodes the base64 image in `field` of `body`.
-fn image(body: &Value, field: &str) -> Result<Vec<u8>, AxumResponse> {
+/// Decodes the base64 image in `field` of `body`; the error is a message
+/// for the client.
+fn image(body: &Value, field: &str) -> Result<Vec<u8>, String> {
     let text = body
         .get(field)
         .and_then(Value::as_str)
-        .ok_or_else(|| bad_request(&format!("`{field}` must be a base64 string")))?;
+        .ok_or_else(|| format!("`{field}` must be a base64 string"))?;
     base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|_| bad_request(&format!("`{field}` is not valid base64")))
+        .map_err(|_| format!("`{field}` is not valid base64"))
 }
 
-async fn detect(body: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> AxumResponse {
+async fn detect(body: Result<Json<Value>, JsonRejection>) -> AxumResponse {
     let Ok(Json(body)) = body else {
         return bad_request("body must be JSON");
     };
@@ -151,19 +156,17 @@ async fn detect(body: Result<Json<Value>, axum::extract::rejection::JsonRejectio
             "faces": [{ "score": 0.98, "rectangle": { "x": 64, "y": 48, "width": 128, "height": 160 } }],
         }))
         .into_response(),
-        Err(res) => res,
+        Err(message) => bad_request(&message),
     }
 }
 
-async fn match_faces(
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> AxumResponse {
+async fn match_faces(body: Result<Json<Value>, JsonRejection>) -> AxumResponse {
     let Ok(Json(body)) = body else {
         return bad_request("body must be JSON");
     };
     let (a, b) = match (image(&body, "image1"), image(&body, "image2")) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(res), _) | (_, Err(res)) => return res,
+        (Err(message), _) | (_, Err(message)) => return bad_request(&message),
     };
     // A deterministic stand-in for a similarity score.
     let similarity = if a == b { 1.0 } else { 0.42 };
@@ -174,7 +177,8 @@ async fn echo(req: AxumRequest) -> AxumResponse {
     let (parts, body) = req.into_parts();
     let mut res = AxumResponse::new(body);
     if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE) {
-        res.headers_mut().insert(http::header::CONTENT_TYPE, ct.clone());
+        res.headers_mut()
+            .insert(http::header::CONTENT_TYPE, ct.clone());
     }
     res
 }
@@ -206,11 +210,9 @@ pub(crate) struct CertFiles {
 /// Writes a new self-signed certificate for `localhost` and `127.0.0.1` into
 /// `dir` as `cert.pem` and `key.pem`.
 pub(crate) fn self_signed(dir: &Path) -> Result<CertFiles, String> {
-    let certified = rcgen::generate_simple_self_signed(vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-    ])
-    .map_err(|e| format!("cannot generate a certificate: {e}"))?;
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(|e| format!("cannot generate a certificate: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
@@ -247,7 +249,10 @@ pub(crate) fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConf
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("--cert {}: {e}", cert.display()))?;
     if certs.is_empty() {
-        return Err(format!("--cert {}: no PEM certificate in it", cert.display()));
+        return Err(format!(
+            "--cert {}: no PEM certificate in it",
+            cert.display()
+        ));
     }
     let key_der = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| format!("--key {}: {e}", key.display()))?
@@ -354,7 +359,11 @@ pub(crate) fn start_gateway(
         // 2. Tracing next: it times and logs every request, those rejected
         //    below included. Its default span leaves headers out, so the
         //    credentials, not yet stripped here, never reach a log.
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         // 3. Outside the layers that answer by themselves (timeout, body
         //    limit), so their 408/413/504 get the proxy's JSON error shape;
         //    upstream answers pass untouched.

@@ -131,8 +131,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             let password = app::random_password();
             let line = htpasswd_bcrypt_line("demo", &password, 10)?;
             let path = out_dir.join("htpasswd");
-            std::fs::create_dir_all(&out_dir)
-                .map_err(|e| format!("{}: {e}", out_dir.display()))?;
+            std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
             app::write_file(&path, format!("{line}\n").as_bytes(), 0o600)?;
             (path, Some(password))
         }
@@ -168,7 +167,14 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         .map_err(|e| format!("--https {}: {e}", cli.https))?;
     let gateway = app::start_gateway(listener, tls, &options, store.clone())?;
 
-    print_banner(&cli, &options, &cert, &htpasswd, demo_password.as_deref(), gateway.addr);
+    print_banner(
+        &cli,
+        &options,
+        &cert,
+        &htpasswd,
+        demo_password.as_deref(),
+        gateway.addr,
+    );
 
     wait_for_signals(HtpasswdReloader::new(&htpasswd, store)).await?;
     tracing::info!("shutting down: draining in-flight requests");
@@ -246,8 +252,10 @@ fn print_banner(
         "  curl {cacert} {credentials} -H 'Content-Type: application/json' \
          -d '{{\"image\":\"aGVsbG8=\"}}' {base}/api/detect"
     );
-    println!("  curl {cacert} -i {base}/api/ping    # no credentials: {}",
-        if cli.proxy_auth { "407" } else { "401" });
+    println!(
+        "  curl {cacert} -i {base}/api/ping    # no credentials: {}",
+        if cli.proxy_auth { "407" } else { "401" }
+    );
     println!();
     println!("SIGHUP reloads the htpasswd file; Ctrl-C drains and stops.");
 }

@@ -92,6 +92,7 @@ pub(crate) fn upstream_error<B>(err: &legacy::Error) -> Response<PerimeterBody<B
 }
 
 /// Displays an error and its sources on one line.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 struct ErrorChain<'a>(&'a legacy::Error);
 
 impl fmt::Display for ErrorChain<'_> {
