@@ -46,3 +46,8 @@ pub mod proxy;
 pub use body::PerimeterBody;
 pub use builder::ServiceBuilderExt;
 pub use error::ConfigError;
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(all(doctest, feature = "basic-auth", feature = "axum"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -312,3 +312,86 @@ async fn every_format_apache_htpasswd_writes_is_checked_or_refused() {
         assert!(err.message().contains("htpasswd -B"), "-{flag}: {err}");
     }
 }
+
+/// A `tracing` writer that keeps everything written to it.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[tokio::test]
+async fn failures_are_logged_with_a_reason_and_never_the_password() {
+    use tower::{Layer, ServiceExt};
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let users = Users::builder().user("demo", "s3cret-pw").unwrap().build();
+    let svc = BasicAuthLayer::builder()
+        .users(users)
+        .build()
+        .unwrap()
+        .layer(tower::service_fn(|_r: Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::default()))
+        }));
+    let wrong = Credentials::new("demo", "guess-1234")
+        .to_header_value()
+        .unwrap();
+    let unknown = Credentials::new("nobody", "s3cret-pw")
+        .to_header_value()
+        .unwrap();
+    for value in [
+        Some(wrong.clone()),
+        Some(unknown.clone()),
+        None,
+        Some("Basic !!".parse().unwrap()),
+    ] {
+        let mut req = Request::get("/");
+        if let Some(v) = value {
+            req = req.header(AUTHORIZATION, v);
+        }
+        let res = svc
+            .clone()
+            .oneshot(req.body(Full::default()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("wrong_password"), "{log}");
+    assert!(log.contains("unknown_user"), "{log}");
+    assert!(log.contains("missing"), "{log}");
+    assert!(
+        log.contains("malformed") || log.contains("not_base64"),
+        "{log}"
+    );
+    assert!(
+        log.contains("demo") && log.contains("nobody"),
+        "user names are logged: {log}"
+    );
+    for secret in [
+        "guess-1234",
+        "s3cret-pw",
+        wrong.to_str().unwrap(),
+        unknown.to_str().unwrap(),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "secret {secret:?} leaked into: {log}"
+        );
+    }
+}

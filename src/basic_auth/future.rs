@@ -122,7 +122,7 @@ where
                                     future: svc.call(Request::from_parts(parts, body)),
                                 },
                                 Err(reason) => {
-                                    log_rejection(reason, None);
+                                    log_rejection(reason, None, Some("user_header"));
                                     Kind::Rejected {
                                         response: Some(config.reject(reason)),
                                     }
@@ -130,7 +130,7 @@ where
                             }
                         }
                         (Err((reason, user)), _, _) => {
-                            log_rejection(reason, user.as_deref());
+                            log_rejection(reason, user.as_deref(), None);
                             Kind::Rejected {
                                 response: Some(config.reject(reason)),
                             }

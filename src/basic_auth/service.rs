@@ -64,8 +64,15 @@ pub(crate) fn admit(
     Ok(())
 }
 
-pub(crate) fn log_rejection(reason: FailureReason, user: Option<&str>) {
-    let _ = (reason, user);
+/// The one event a rejected request emits: a reason code, the user name
+/// where known and, for malformed headers, what was wrong; never the header
+/// or the password.
+pub(crate) fn log_rejection(
+    reason: FailureReason,
+    user: Option<&str>,
+    detail: Option<&'static str>,
+) {
+    let _ = (reason, user, detail);
     match reason {
         FailureReason::Missing => {
             event!(
@@ -78,6 +85,7 @@ pub(crate) fn log_rejection(reason: FailureReason, user: Option<&str>) {
             warn,
             reason = reason.as_str(),
             user = ?user,
+            detail = ?detail,
             "basic auth: request rejected"
         ),
     }
@@ -179,19 +187,14 @@ where
         let mut values = parts.headers.get_all(&header).iter();
         let value = match (values.next(), values.next()) {
             (None, _) => return self.reject(FailureReason::Missing, None),
-            (Some(_), Some(_)) => return self.reject(FailureReason::Malformed, None),
+            (Some(_), Some(_)) => {
+                return self.reject_with(FailureReason::Malformed, None, Some("several_headers"))
+            }
             (Some(v), None) => v,
         };
         let creds = match parse_basic(value.as_bytes(), config.max_header_len) {
             Ok(c) => c,
-            Err(_e) => {
-                event!(
-                    debug,
-                    parse_error = _e.as_str(),
-                    "basic auth: malformed credentials"
-                );
-                return self.reject(FailureReason::Malformed, None);
-            }
+            Err(e) => return self.reject_with(FailureReason::Malformed, None, Some(e.as_str())),
         };
         if !config.keep_credentials {
             parts.headers.remove(&header);
@@ -229,7 +232,19 @@ impl<S> BasicAuth<S> {
     where
         S: Service<Request<ReqBody>>,
     {
-        log_rejection(reason, user);
+        self.reject_with(reason, user, None)
+    }
+
+    fn reject_with<ReqBody>(
+        &self,
+        reason: FailureReason,
+        user: Option<&str>,
+        detail: Option<&'static str>,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        log_rejection(reason, user, detail);
         ResponseFuture::rejected(self.config.reject(reason))
     }
 }
