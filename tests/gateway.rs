@@ -736,3 +736,76 @@ fn binary_prints_curl_commands_and_exits_0_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// SIGHUP makes the running binary re-read its htpasswd file.
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_reloads_htpasswd_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("{}\n", htpasswd_line("alice", "pw-a"))).unwrap();
+    // The upstream is not there: an authenticated request gets 502, a
+    // rejected one 401, which is all this test needs to tell them apart.
+    let mut child = Command::new(example_binary())
+        .args(["--https", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .arg("--htpasswd")
+        .arg(&htpasswd)
+        .arg("--out-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let port = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("Face SDK gateway on https://localhost:") {
+                return rest.split(' ').next().unwrap().parse::<u16>().unwrap();
+            }
+        }
+        panic!("no banner");
+    })
+    .await
+    .unwrap();
+    let client = https_client(&dir.path().join("cert.pem"), false);
+    let url = format!("https://127.0.0.1:{port}/api/ping");
+
+    assert_eq!(
+        send(&client, get(&url, Some(basic("bob", "pw-b"))))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    std::fs::write(&htpasswd, format!("{}\n", htpasswd_line("bob", "pw-b"))).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    // The reload happens on the binary's own schedule: ask until it shows,
+    // for at most ten seconds.
+    let mut status = StatusCode::UNAUTHORIZED;
+    for _ in 0..100 {
+        status = send(&client, get(&url, Some(basic("bob", "pw-b"))))
+            .await
+            .status;
+        if status != StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "bob still rejected");
+    assert_eq!(
+        send(&client, get(&url, Some(basic("alice", "pw-a"))))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -198,7 +198,7 @@ pub(crate) fn start_standin(listener: TcpListener) -> std::io::Result<StandIn> {
 // TLS
 // ---------------------------------------------------------------------------
 
-/// Paths of a certificate and its key, and the certificate itself.
+/// Paths of a certificate and its key.
 #[derive(Debug, Clone)]
 pub(crate) struct CertFiles {
     /// PEM certificate.
@@ -310,8 +310,8 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// Stops accepting connections, lets in-flight requests finish (at most
-    /// `grace`), then returns.
+    /// Stops accepting connections, lets in-flight requests finish (for at
+    /// most [`DRAIN_GRACE`]), then returns.
     pub(crate) async fn shutdown(self) {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
@@ -466,4 +466,134 @@ async fn serve<S, B>(
 pub(crate) fn random_password() -> String {
     use rand::distr::{Alphanumeric, SampleString as _};
     Alphanumeric.sample_string(&mut rand::rng(), 20)
+}
+
+// ---------------------------------------------------------------------------
+// One runtime per core
+// ---------------------------------------------------------------------------
+
+/// `count` listening sockets on `addr` sharing its port through
+/// `SO_REUSEPORT`, so that the kernel spreads connections over them (the
+/// first one resolves port 0). Must be called inside a tokio runtime.
+#[cfg(unix)]
+pub(crate) fn reuseport_listeners(
+    addr: SocketAddr,
+    count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(count);
+    let mut bind_to = addr;
+    for _ in 0..count.max(1) {
+        let socket = if bind_to.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(bind_to)?;
+        let listener = socket.listen(1024)?;
+        bind_to = listener.local_addr()?;
+        listeners.push(listener.into_std()?);
+    }
+    Ok(listeners)
+}
+
+/// Without `SO_REUSEPORT`: one listening socket.
+#[cfg(not(unix))]
+pub(crate) fn reuseport_listeners(
+    addr: SocketAddr,
+    _count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(vec![listener])
+}
+
+/// Gateways running on worker threads, one single-threaded runtime each.
+#[derive(Debug)]
+pub(crate) struct Workers {
+    /// The address they share.
+    pub(crate) addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stops every worker after it has drained its in-flight requests.
+    pub(crate) async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for thread in self.threads {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Runs one gateway per listener, each on its own thread with a
+/// single-threaded runtime: like nginx's worker processes, a connection
+/// stays on one thread from accept to close, with no cross-thread wake-ups.
+///
+/// # Errors
+///
+/// When a worker cannot start (a [`ConfigError`] from a layer's builder).
+pub(crate) fn start_workers(
+    listeners: Vec<std::net::TcpListener>,
+    tls: Arc<rustls::ServerConfig>,
+    options: &GatewayOptions,
+    store: CredentialStore,
+) -> Result<Workers, BoxError> {
+    let addr = listeners
+        .first()
+        .ok_or("no listening socket")?
+        .local_addr()?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut threads = Vec::with_capacity(listeners.len());
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let (tls, options, store) = (tls.clone(), options.clone(), store.clone());
+        let (mut stop_rx, ready_tx) = (stop_rx.clone(), ready_tx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("gateway-{index}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err.to_string()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let started = TcpListener::from_std(listener)
+                        .map_err(BoxError::from)
+                        .and_then(|listener| start_gateway(listener, tls, &options, store));
+                    let gateway = match started {
+                        Ok(gateway) => gateway,
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                    gateway.shutdown().await;
+                });
+            })?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    let workers = Workers {
+        addr,
+        stop,
+        threads,
+    };
+    for _ in 0..workers.threads.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(message.into()),
+            Err(_) => return Err("a gateway worker stopped while starting".into()),
+        }
+    }
+    Ok(workers)
 }

@@ -27,6 +27,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_perimeter::basic_auth::{htpasswd_bcrypt_line, CredentialStore, HtpasswdReloader, Users};
 
+// mimalloc: a proxy allocates and frees many small buffers per request,
+// which glibc's allocator does more slowly.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The stand-in Web Service's address: the real service's default port.
 const STANDIN_ADDR: &str = "127.0.0.1:41101";
 
@@ -75,6 +80,11 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     upstream_timeout: u64,
 
+    /// Worker threads, each with its own runtime and listening socket
+    /// [default: one per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+
     /// Directory for the generated certificate and demo htpasswd file
     /// [default: <temp dir>/tower-perimeter-gateway].
     #[arg(long, value_name = "DIR")]
@@ -90,7 +100,9 @@ impl<E: std::fmt::Display> From<E> for Fatal {
     }
 }
 
-#[tokio::main]
+/// The main thread runs signals and the stand-in; the gateway itself runs
+/// on worker threads (see `app::start_workers`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -162,11 +174,14 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         max_body: cli.max_body,
         upstream_timeout: Duration::from_secs(cli.upstream_timeout),
     };
-    let listener = TcpListener::bind(cli.https)
-        .await
+    let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let listeners = app::reuseport_listeners(cli.https, workers)
         .map_err(|e| format!("--https {}: {e}", cli.https))?;
-    let gateway = app::start_gateway(listener, tls, &options, store.clone())?;
+    let gateway = app::start_workers(listeners, tls, &options, store.clone())?;
 
+    let signals = install_signals(HtpasswdReloader::new(&htpasswd, store))?;
     print_banner(
         &cli,
         &options,
@@ -176,7 +191,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         gateway.addr,
     );
 
-    wait_for_signals(HtpasswdReloader::new(&htpasswd, store)).await?;
+    signals.await;
     tracing::info!("shutting down: draining in-flight requests");
     gateway.shutdown().await;
     if let Some(standin) = standin {
@@ -185,30 +200,39 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// Reloads the htpasswd file on SIGHUP; returns on SIGINT or SIGTERM.
+/// Installs the signal handlers at once (so that a signal sent as soon as
+/// the banner is out is not missed) and returns the future that waits:
+/// SIGHUP reloads the htpasswd file; SIGINT or SIGTERM ends the wait.
 #[cfg(unix)]
-async fn wait_for_signals(reloader: HtpasswdReloader) -> Result<(), Fatal> {
+fn install_signals(
+    reloader: HtpasswdReloader,
+) -> Result<impl std::future::Future<Output = ()>, Fatal> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => match reloader.reload() {
-                Ok(count) => tracing::info!(users = count, "htpasswd reloaded"),
-                // The users loaded before stay in force.
-                Err(err) => tracing::error!(%err, "htpasswd reload failed; keeping the previous users"),
-            },
-            _ = int.recv() => return Ok(()),
-            _ = term.recv() => return Ok(()),
+    Ok(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => match reloader.reload() {
+                    Ok(count) => tracing::info!(users = count, "htpasswd reloaded"),
+                    // The users loaded before stay in force.
+                    Err(err) => tracing::error!(%err, "htpasswd reload failed; keeping the previous users"),
+                },
+                _ = int.recv() => return,
+                _ = term.recv() => return,
+            }
         }
-    }
+    })
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signals(_reloader: HtpasswdReloader) -> Result<(), Fatal> {
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+fn install_signals(
+    _reloader: HtpasswdReloader,
+) -> Result<impl std::future::Future<Output = ()>, Fatal> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 fn print_banner(

@@ -345,6 +345,90 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::{Full, StreamBody};
+    use tower::ServiceExt;
+
+    async fn body_text(res: Response<PerimeterBody<Incoming>>) -> String {
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// An address nothing listens on.
+    async fn closed_port() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn unreachable_upstream_is_502_with_json_body() {
+        let proxy = ReverseProxy::builder()
+            .upstream(&closed_port().await)
+            .unwrap()
+            .build()
+            .unwrap();
+        let res = proxy
+            .oneshot(
+                Request::get("/api/ping")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            body_text(res).await,
+            r#"{"error":"bad_gateway","status":502}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn declared_body_over_the_limit_is_413_without_contacting_upstream() {
+        // Were the upstream contacted, the answer would be 502.
+        let proxy = ReverseProxy::builder()
+            .upstream(&closed_port().await)
+            .unwrap()
+            .max_request_body(10)
+            .build()
+            .unwrap();
+        let req = Request::post("/api/detect")
+            .header(header::CONTENT_LENGTH, "11")
+            .body(Full::new(Bytes::from_static(b"01234567890")))
+            .unwrap();
+        let res = proxy.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            body_text(res).await,
+            r#"{"error":"payload_too_large","status":413}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn streamed_body_over_the_limit_is_413() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let echo = axum::Router::new().route(
+            "/echo",
+            axum::routing::post(|body: axum::body::Body| async move { body }),
+        );
+        let server = tokio::spawn(async move { axum::serve(listener, echo).await });
+        let proxy = ReverseProxy::builder()
+            .upstream(&format!("http://{addr}"))
+            .unwrap()
+            .max_request_body(1024)
+            .build()
+            .unwrap();
+        let chunks = (0..8).map(|_| {
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b'z'; 512])))
+        });
+        let req = Request::post("/echo")
+            .body(StreamBody::new(futures_util::stream::iter(chunks)))
+            .unwrap();
+        let res = proxy.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        server.abort();
+    }
 
     #[test]
     fn upstream_with_credentials_is_rejected() {
