@@ -25,6 +25,20 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     // methods:basic-auth
     // methods:gateway
     // methods:csp
+    /// Redirects or rejects plain-HTTP requests; see
+    /// [`HttpsRedirectLayer`](crate::https::HttpsRedirectLayer).
+    #[cfg(feature = "https")]
+    fn https_redirect(
+        self,
+        layer: crate::https::HttpsRedirectLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HttpsRedirectLayer, L>>;
+    /// Adds `Strict-Transport-Security` to responses to secure requests; see
+    /// [`HstsLayer`](crate::https::HstsLayer).
+    #[cfg(feature = "https")]
+    fn hsts(
+        self,
+        layer: crate::https::HstsLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>>;
     // methods:https
     // methods:pinning
     // methods:hardening
@@ -41,6 +55,20 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     // impls:basic-auth
     // impls:gateway
     // impls:csp
+    #[cfg(feature = "https")]
+    fn https_redirect(
+        self,
+        layer: crate::https::HttpsRedirectLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HttpsRedirectLayer, L>> {
+        self.layer(layer)
+    }
+    #[cfg(feature = "https")]
+    fn hsts(
+        self,
+        layer: crate::https::HstsLayer,
+    ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>> {
+        self.layer(layer)
+    }
     // impls:https
     // impls:pinning
     // impls:hardening

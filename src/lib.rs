@@ -10,7 +10,9 @@
 //! | Streaming reverse proxy for gateways: hop-by-hop headers, `Forwarded`, JSON `502`/`504`/`413` | `proxy` | `proxy` (default) |
 //! <!-- table:gateway -->
 //! <!-- table:csp -->
+//! | HTTPS redirect or reject, HSTS ([RFC 6797](https://www.rfc-editor.org/rfc/rfc6797)), trusted proxies ([RFC 7239](https://www.rfc-editor.org/rfc/rfc7239)) | `https` | `https` (default) |
 //! <!-- table:https -->
+//! | Certificate pinning for rustls clients (pins of the validated path, [RFC 7469](https://www.rfc-editor.org/rfc/rfc7469) formats) | `pinning` | `pinning` |
 //! <!-- table:pinning -->
 //! <!-- table:hardening -->
 //!
@@ -31,6 +33,7 @@ mod trace;
 pub mod body;
 pub mod builder;
 mod error;
+mod peer;
 
 #[cfg(feature = "basic-auth")]
 pub mod basic_auth;
@@ -39,15 +42,28 @@ pub mod basic_auth;
 pub mod proxy;
 // modules:gateway
 // modules:csp
+#[cfg(feature = "https")]
+pub mod https;
 // modules:https
+#[cfg(feature = "pinning")]
+pub mod pinning;
 // modules:pinning
+#[cfg(feature = "basic-auth")]
+pub mod throttle;
 // modules:hardening
 
 pub use body::PerimeterBody;
 pub use builder::ServiceBuilderExt;
 pub use error::ConfigError;
+pub use peer::PeerAddr;
 
 /// The README's code blocks, compiled as doctests.
-#[cfg(all(doctest, feature = "basic-auth", feature = "axum"))]
+#[cfg(all(
+    doctest,
+    feature = "basic-auth",
+    feature = "axum",
+    feature = "https",
+    feature = "pinning"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -12,10 +12,30 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tower_service::Service;
 
-pub(crate) type Check =
-    Pin<Box<dyn Future<Output = Result<Arc<str>, (FailureReason, Option<String>)>> + Send>>;
+/// Why a check failed, for the log line and the response.
+#[derive(Debug)]
+pub(crate) struct Denied {
+    pub(crate) reason: FailureReason,
+    pub(crate) user: Option<String>,
+    pub(crate) detail: Option<&'static str>,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl Denied {
+    pub(crate) fn new(reason: FailureReason, user: Option<String>) -> Self {
+        Self {
+            reason,
+            user,
+            detail: None,
+            retry_after: None,
+        }
+    }
+}
+
+pub(crate) type Check = Pin<Box<dyn Future<Output = Result<Arc<str>, Denied>> + Send>>;
 
 pin_project! {
     /// Response future of [`BasicAuth`](super::BasicAuth).
@@ -124,20 +144,20 @@ where
                                 Err(reason) => {
                                     log_rejection(reason, None, Some("user_header"));
                                     Kind::Rejected {
-                                        response: Some(config.reject(reason)),
+                                        response: Some(config.reject(reason, None)),
                                     }
                                 }
                             }
                         }
-                        (Err((reason, user)), _, _) => {
-                            log_rejection(reason, user.as_deref(), None);
+                        (Err(denied), _, _) => {
+                            log_rejection(denied.reason, denied.user.as_deref(), denied.detail);
                             Kind::Rejected {
-                                response: Some(config.reject(reason)),
+                                response: Some(config.reject(denied.reason, denied.retry_after)),
                             }
                         }
                         // Only reachable if polled after completion.
                         (Ok(_), _, _) => Kind::Rejected {
-                            response: Some(config.reject(FailureReason::Malformed)),
+                            response: Some(config.reject(FailureReason::Malformed, None)),
                         },
                     }
                 }

@@ -174,6 +174,24 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// [RFC 9110 section 11.4]: https://www.rfc-editor.org/rfc/rfc9110#section-11.4
 /// [RFC 7617 section 2]: https://www.rfc-editor.org/rfc/rfc7617#section-2
 pub fn parse_basic(value: &[u8], max_len: usize) -> Result<Credentials, ParseError> {
+    let mut buf = vec![0u8; value.len().min(max_len) / 4 * 3 + 3];
+    parse_basic_in(value, max_len, &mut buf).map(|(u, p)| Credentials::new(u, p))
+}
+
+/// The longest header value the layer can be configured to accept.
+pub(crate) const MAX_HEADER_LEN_LIMIT: usize = 8192;
+
+/// The largest decoded credential of a header within [`MAX_HEADER_LEN_LIMIT`].
+pub(crate) const MAX_DECODED: usize = MAX_HEADER_LEN_LIMIT / 4 * 3 + 3;
+
+/// [`parse_basic`] without allocating: decodes into `buf` and borrows the
+/// user-id and password from it. A value whose decoded form does not fit in
+/// `buf` is [`ParseError::TooLong`].
+pub(crate) fn parse_basic_in<'b>(
+    value: &[u8],
+    max_len: usize,
+    buf: &'b mut [u8],
+) -> Result<(&'b str, &'b str), ParseError> {
     if value.len() > max_len {
         return Err(ParseError::TooLong);
     }
@@ -190,8 +208,13 @@ pub fn parse_basic(value: &[u8], max_len: usize) -> Result<Credentials, ParseErr
     if token.is_empty() {
         return Err(ParseError::NotBasic);
     }
-    let decoded = LENIENT.decode(token).map_err(|_| ParseError::NotBase64)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| ParseError::NotUtf8)?;
+    if token.len() / 4 * 3 + 3 > buf.len() {
+        return Err(ParseError::TooLong);
+    }
+    let n = LENIENT
+        .decode_slice(token, buf)
+        .map_err(|_| ParseError::NotBase64)?;
+    let decoded = std::str::from_utf8(&buf[..n]).map_err(|_| ParseError::NotUtf8)?;
     let (user, password) = decoded.split_once(':').ok_or(ParseError::NoColon)?;
     if user.is_empty() {
         return Err(ParseError::EmptyUser);
@@ -199,7 +222,7 @@ pub fn parse_basic(value: &[u8], max_len: usize) -> Result<Credentials, ParseErr
     if has_control(user) || has_control(password) {
         return Err(ParseError::ControlCharacter);
     }
-    Ok(Credentials::new(user, password))
+    Ok((user, password))
 }
 
 #[cfg(test)]

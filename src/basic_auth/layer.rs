@@ -1,5 +1,6 @@
 //! [`BasicAuthLayer`] and its builder.
 
+use super::header::MAX_HEADER_LEN_LIMIT;
 use super::service::BasicAuth;
 use super::store::CredentialStore;
 use super::users::Users;
@@ -12,6 +13,7 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
@@ -38,6 +40,7 @@ pub(crate) struct Config {
     pub(crate) source: Source,
     pub(crate) hashes: Arc<Semaphore>,
     pub(crate) on_reject: Option<Arc<RejectFn>>,
+    pub(crate) throttle: Option<crate::throttle::Throttle>,
 }
 
 impl Config {
@@ -72,10 +75,15 @@ impl Config {
 
     /// The response for a rejected request: the user's response maker or the
     /// default, always with the challenge header.
-    pub(crate) fn reject(&self, reason: FailureReason) -> Response<Bytes> {
+    pub(crate) fn reject(
+        &self,
+        reason: FailureReason,
+        retry_after: Option<Duration>,
+    ) -> Response<Bytes> {
         let rejection = Rejection {
             reason,
             proxy: self.proxy,
+            retry_after,
         };
         let mut res = match &self.on_reject {
             Some(make) => make(&rejection),
@@ -110,6 +118,7 @@ impl fmt::Debug for Config {
                 },
             )
             .field("max_concurrent_hashes", &self.hashes.available_permits())
+            .field("throttle", &self.throttle)
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +171,7 @@ pub struct BasicAuthBuilder {
     validator: Option<Arc<dyn Validator>>,
     max_concurrent_hashes: usize,
     on_reject: Option<Arc<RejectFn>>,
+    throttle: Option<crate::throttle::Throttle>,
 }
 
 impl Default for BasicAuthBuilder {
@@ -179,6 +189,7 @@ impl Default for BasicAuthBuilder {
             validator: None,
             max_concurrent_hashes: cores * 2,
             on_reject: None,
+            throttle: None,
         }
     }
 }
@@ -318,12 +329,12 @@ impl BasicAuthBuilder {
     ///
     /// # Errors
     ///
-    /// `len` is below 16 bytes.
+    /// `len` is below 16 or above 8192 bytes.
     pub fn max_header_len(mut self, len: usize) -> Result<Self, ConfigError> {
-        if len < 16 {
+        if !(16..=MAX_HEADER_LEN_LIMIT).contains(&len) {
             return Err(ConfigError::new(
                 COMPONENT,
-                "max_header_len must be at least 16 bytes",
+                format!("max_header_len must be 16 to {MAX_HEADER_LEN_LIMIT} bytes"),
             ));
         }
         self.max_header_len = len;
@@ -355,6 +366,14 @@ impl BasicAuthBuilder {
         F: Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
     {
         self.on_reject = Some(Arc::new(make));
+        self
+    }
+
+    /// Throttles brute-force attempts: after too many failures from one
+    /// client address or for one user name, answers `429` with `Retry-After`
+    /// without running any password hash. See [`crate::throttle`].
+    pub fn throttle(mut self, throttle: crate::throttle::Throttle) -> Self {
+        self.throttle = Some(throttle);
         self
     }
 
@@ -396,6 +415,7 @@ impl BasicAuthBuilder {
                 source,
                 hashes: Arc::new(Semaphore::new(self.max_concurrent_hashes)),
                 on_reject: self.on_reject,
+                throttle: self.throttle,
             }),
         })
     }
@@ -468,6 +488,7 @@ mod tests {
     fn limits_are_checked() {
         assert!(BasicAuthLayer::builder().max_concurrent_hashes(0).is_err());
         assert!(BasicAuthLayer::builder().max_header_len(4).is_err());
+        assert!(BasicAuthLayer::builder().max_header_len(100_000).is_err());
     }
 
     #[test]

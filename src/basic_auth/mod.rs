@@ -184,8 +184,9 @@ impl FailureReason {
 /// told about a rejected request.
 #[derive(Clone, Debug)]
 pub struct Rejection {
-    reason: FailureReason,
-    proxy: bool,
+    pub(crate) reason: FailureReason,
+    pub(crate) proxy: bool,
+    pub(crate) retry_after: Option<std::time::Duration>,
 }
 
 impl Rejection {
@@ -194,9 +195,17 @@ impl Rejection {
         self.reason
     }
 
-    /// The status the default response uses: `401`, or `407` in proxy mode.
+    /// How long a [throttled](FailureReason::Throttled) client must wait.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
+    }
+
+    /// The status the default response uses: `429` when throttled, else
+    /// `401`, or `407` in proxy mode.
     pub fn status(&self) -> StatusCode {
-        if self.proxy {
+        if self.reason == FailureReason::Throttled {
+            StatusCode::TOO_MANY_REQUESTS
+        } else if self.proxy {
             StatusCode::PROXY_AUTHENTICATION_REQUIRED
         } else {
             StatusCode::UNAUTHORIZED
@@ -204,9 +213,12 @@ impl Rejection {
     }
 
     /// The default response: the status, a short plain-text body that says
-    /// nothing about which part failed, and `Cache-Control: no-store`.
+    /// nothing about which part failed, and `Cache-Control: no-store`; when
+    /// throttled, `429` with `Retry-After` in whole seconds.
     pub fn default_response(&self) -> Response<Bytes> {
-        let text: &'static str = if self.proxy {
+        let text: &'static str = if self.reason == FailureReason::Throttled {
+            "Too Many Requests\n"
+        } else if self.proxy {
             "Proxy Authentication Required\n"
         } else {
             "Unauthorized\n"
@@ -219,6 +231,10 @@ impl Rejection {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         res
     }
 }

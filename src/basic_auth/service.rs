@@ -1,7 +1,7 @@
 //! The [`BasicAuth`] service.
 
-use super::future::{Check, ResponseFuture};
-use super::header::{parse_basic, Credentials};
+use super::future::{Check, Denied, ResponseFuture};
+use super::header::{parse_basic_in, Credentials, ParseError, MAX_DECODED};
 use super::layer::{Config, Source};
 use super::{AuthenticatedUser, FailureReason, Verdict};
 use http::request::Parts;
@@ -91,29 +91,28 @@ pub(crate) fn log_rejection(
     }
 }
 
-fn decide(config: &Arc<Config>, creds: Credentials) -> Decision {
+fn decide(config: &Arc<Config>, user: &str, password: &str) -> Decision {
     match &config.source {
         Source::Validator(v) => {
             let v = Arc::clone(v);
-            let user = creds.user().to_owned();
+            let creds = Credentials::new(user, password);
+            let user = user.to_owned();
             Decision::Pending(Box::pin(async move {
                 match v.validate(creds).await {
                     Verdict::Accept(u) => Ok(u.into_arc()),
-                    Verdict::UnknownUser => Err((FailureReason::UnknownUser, Some(user))),
-                    Verdict::WrongPassword => Err((FailureReason::WrongPassword, Some(user))),
+                    Verdict::UnknownUser => {
+                        Err(Denied::new(FailureReason::UnknownUser, Some(user)))
+                    }
+                    Verdict::WrongPassword => {
+                        Err(Denied::new(FailureReason::WrongPassword, Some(user)))
+                    }
                 }
             }))
         }
         Source::Store(store) => {
             let snap = store.snapshot();
-            let key = store.cache().map(|c| c.key(creds.user(), creds.password()));
-            if let (Some(cache), Some(key)) = (store.cache(), &key) {
-                if let Some(user) = cache.get(key, snap.generation) {
-                    return Decision::Accept(user);
-                }
-            }
-            let Some((hash, known)) = snap.users.lookup(creds.user()) else {
-                return Decision::Reject(FailureReason::UnknownUser, Some(creds.user().to_owned()));
+            let Some((hash, known)) = snap.users.lookup(user) else {
+                return Decision::Reject(FailureReason::UnknownUser, Some(user.to_owned()));
             };
             let miss = if known {
                 FailureReason::WrongPassword
@@ -121,30 +120,38 @@ fn decide(config: &Arc<Config>, creds: Credentials) -> Decision {
                 FailureReason::UnknownUser
             };
             if !hash.format().is_slow() {
-                return if hash.verify(creds.password().as_bytes()) && known {
-                    Decision::Accept(creds.user().into())
-                } else {
-                    Decision::Reject(miss, Some(creds.user().to_owned()))
+                // Cheap enough to check inline; nothing to gain from a cache.
+                return match (hash.verify(password.as_bytes()), snap.users.name(user)) {
+                    (true, Some(name)) if known => Decision::Accept(name),
+                    _ => Decision::Reject(miss, Some(user.to_owned())),
                 };
+            }
+            let key = store.cache().map(|c| c.key(user, password));
+            if let (Some(cache), Some(key)) = (store.cache(), &key) {
+                if let Some(user) = cache.get(key, snap.generation) {
+                    return Decision::Accept(user);
+                }
             }
             let hash = hash.clone();
             let store = store.clone();
             let permits = Arc::clone(&config.hashes);
             let generation = snap.generation;
+            let name = snap.users.name(user);
+            let user = user.to_owned();
+            let password = password.as_bytes().to_vec();
             Decision::Pending(Box::pin(async move {
                 // The semaphore is never closed, so acquiring only waits.
                 let permit = permits.acquire_owned().await;
-                let password = creds.password().as_bytes().to_vec();
                 let ok = run_blocking(move || hash.verify(&password)).await;
                 drop(permit);
-                let user: Arc<str> = creds.user().into();
-                if ok && known {
-                    if let (Some(cache), Some(key)) = (store.cache(), key) {
-                        cache.insert(key, Arc::clone(&user), generation);
+                match name {
+                    Some(name) if ok && known => {
+                        if let (Some(cache), Some(key)) = (store.cache(), key) {
+                            cache.insert(key, Arc::clone(&name), generation);
+                        }
+                        Ok(name)
                     }
-                    Ok(user)
-                } else {
-                    Err((miss, Some(creds.user().to_owned())))
+                    _ => Err(Denied::new(miss, Some(user))),
                 }
             }))
         }
@@ -184,23 +191,34 @@ where
         }
 
         let header = config.credential_header();
+        let mut buf = [0u8; MAX_DECODED];
         let mut values = parts.headers.get_all(&header).iter();
-        let value = match (values.next(), values.next()) {
+        let parsed = match (values.next(), values.next()) {
             (None, _) => return self.reject(FailureReason::Missing, None),
-            (Some(_), Some(_)) => {
-                return self.reject_with(FailureReason::Malformed, None, Some("several_headers"))
+            (Some(_), Some(_)) => Err("several_headers"),
+            (Some(v), None) => parse_basic_in(v.as_bytes(), config.max_header_len, &mut buf)
+                .map_err(ParseError::as_str),
+        };
+
+        if let Some(throttle) = &config.throttle {
+            let parsed = parsed.map(|(u, p)| Credentials::new(u, p));
+            if parsed.is_ok() && !config.keep_credentials {
+                parts.headers.remove(&header);
             }
-            (Some(v), None) => v,
-        };
-        let creds = match parse_basic(value.as_bytes(), config.max_header_len) {
+            let addr = throttle.addr_of(&parts);
+            let check = throttled(Arc::clone(config), throttle.clone(), addr, parsed);
+            return self.pending(check, parts, body);
+        }
+
+        let (user, password) = match parsed {
             Ok(c) => c,
-            Err(e) => return self.reject_with(FailureReason::Malformed, None, Some(e.as_str())),
+            Err(detail) => return self.reject_with(FailureReason::Malformed, None, Some(detail)),
         };
+        let decision = decide(config, user, password);
         if !config.keep_credentials {
             parts.headers.remove(&header);
         }
-
-        match decide(config, creds) {
+        match decision {
             Decision::Accept(user) => {
                 if let Err(reason) = admit(config, &mut parts, user) {
                     return self.reject(reason, None);
@@ -208,22 +226,85 @@ where
                 ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
             }
             Decision::Reject(reason, user) => self.reject(reason, user.as_deref()),
-            Decision::Pending(check) => {
-                // The ready service goes with the request; a fresh clone stays.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::checking(
-                    check,
-                    inner,
-                    Request::from_parts(parts, body),
-                    Arc::clone(config),
-                )
-            }
+            Decision::Pending(check) => self.pending(check, parts, body),
         }
     }
 }
 
+/// The whole check behind a [`Throttle`](crate::throttle::Throttle): a locked
+/// client or user is refused before any hash runs; failures are counted;
+/// a success clears the user's count.
+fn throttled(
+    config: Arc<Config>,
+    throttle: crate::throttle::Throttle,
+    addr: Option<std::net::IpAddr>,
+    parsed: Result<Credentials, &'static str>,
+) -> Check {
+    Box::pin(async move {
+        let user = parsed.as_ref().ok().map(|c| c.user().to_owned());
+        let keys = throttle.keys(addr, user.as_deref());
+        if let Some(wait) = throttle.locked_for(&keys).await {
+            return Err(Denied {
+                reason: FailureReason::Throttled,
+                user,
+                detail: None,
+                retry_after: Some(wait),
+            });
+        }
+        let creds = match parsed {
+            Ok(c) => c,
+            Err(detail) => {
+                throttle.failed(&keys).await;
+                return Err(Denied {
+                    reason: FailureReason::Malformed,
+                    user: None,
+                    detail: Some(detail),
+                    retry_after: None,
+                });
+            }
+        };
+        let attempted = creds.user().to_owned();
+        let outcome = match decide(&config, creds.user(), creds.password()) {
+            Decision::Accept(u) => Ok(u),
+            Decision::Reject(reason, user) => Err(Denied::new(reason, user)),
+            Decision::Pending(check) => check.await,
+        };
+        match &outcome {
+            Ok(_) => throttle.succeeded(&attempted).await,
+            Err(d)
+                if matches!(
+                    d.reason,
+                    FailureReason::UnknownUser | FailureReason::WrongPassword
+                ) =>
+            {
+                throttle.failed(&keys).await
+            }
+            Err(_) => {}
+        }
+        outcome
+    })
+}
+
 impl<S> BasicAuth<S> {
+    fn pending<ReqBody>(
+        &mut self,
+        check: Check,
+        parts: Parts,
+        body: ReqBody,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>> + Clone,
+    {
+        // The ready service goes with the request; a fresh clone stays.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::checking(
+            check,
+            inner,
+            Request::from_parts(parts, body),
+            Arc::clone(&self.config),
+        )
+    }
     fn reject<ReqBody>(
         &self,
         reason: FailureReason,
@@ -245,6 +326,6 @@ impl<S> BasicAuth<S> {
         S: Service<Request<ReqBody>>,
     {
         log_rejection(reason, user, detail);
-        ResponseFuture::rejected(self.config.reject(reason))
+        ResponseFuture::rejected(self.config.reject(reason, None))
     }
 }

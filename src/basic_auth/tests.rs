@@ -470,3 +470,356 @@ fn failure_reason_codes_are_stable() {
     assert_eq!(FailureReason::Malformed.as_str(), "malformed");
     assert_eq!(FailureReason::Throttled.as_str(), "throttled");
 }
+
+mod throttling {
+    use super::*;
+    use crate::throttle::{MemoryStore, Throttle, ThrottlePolicy};
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    /// A layer whose validator counts how often it runs: a throttled request
+    /// must not reach it.
+    fn counted(throttle: Throttle) -> (BasicAuthLayer, Arc<AtomicUsize>) {
+        let checks = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&checks);
+        let layer = BasicAuthLayer::builder()
+            .validator(move |creds: Credentials| {
+                c.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match (creds.user(), creds.password()) {
+                        ("demo", "right") => Verdict::Accept(AuthenticatedUser::new("demo")),
+                        ("demo", _) => Verdict::WrongPassword,
+                        _ => Verdict::UnknownUser,
+                    }
+                }
+            })
+            .throttle(throttle.client_addr(|p| p.extensions.get::<IpAddr>().copied()))
+            .build()
+            .unwrap();
+        (layer, checks)
+    }
+
+    fn from(ip: &str, user: &str, password: &str) -> Request<Full<Bytes>> {
+        let mut req = get("/")
+            .header(AUTHORIZATION, basic(user, password))
+            .body(Full::default())
+            .unwrap();
+        req.extensions_mut().insert(ip.parse::<IpAddr>().unwrap());
+        req
+    }
+
+    #[tokio::test]
+    async fn an_address_is_locked_after_its_limit_without_running_a_hash() {
+        let policy = ThrottlePolicy::default()
+            .per_addr(3)
+            .per_user(0)
+            .base_delay(Duration::from_secs(30));
+        let (layer, checks) = counted(Throttle::in_memory(policy).unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        for i in 0..3 {
+            let res = send(&layer, &hits, from("198.51.100.7", &format!("u{i}"), "x"))
+                .await
+                .0;
+            assert_eq!(res.status(), 401);
+        }
+        assert_eq!(checks.load(Ordering::SeqCst), 3);
+        // Even the right password is refused while locked, and no check runs.
+        let (res, body) = send(&layer, &hits, from("198.51.100.7", "demo", "right")).await;
+        assert_eq!(res.status(), 429);
+        assert_eq!(body, "Too Many Requests\n");
+        let retry: u64 = res.headers()[http::header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=30).contains(&retry), "{retry}");
+        assert!(!res.headers().contains_key(WWW_AUTHENTICATE));
+        assert_eq!(checks.load(Ordering::SeqCst), 3);
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        // Another address is not affected.
+        assert_eq!(
+            send(&layer, &hits, from("198.51.100.8", "demo", "right"))
+                .await
+                .0
+                .status(),
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_user_is_locked_across_addresses() {
+        let policy = ThrottlePolicy::default()
+            .per_addr(0)
+            .per_user(2)
+            .base_delay(Duration::from_secs(30));
+        let (layer, _) = counted(Throttle::in_memory(policy).unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.1", "demo", "a"))
+                .await
+                .0
+                .status(),
+            401
+        );
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.2", "demo", "b"))
+                .await
+                .0
+                .status(),
+            401
+        );
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.3", "demo", "right"))
+                .await
+                .0
+                .status(),
+            429
+        );
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.3", "other", "x"))
+                .await
+                .0
+                .status(),
+            401
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_credentials_count_against_the_address() {
+        let policy = ThrottlePolicy::default()
+            .per_addr(2)
+            .base_delay(Duration::from_secs(30));
+        let (layer, _) = counted(Throttle::in_memory(policy).unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let mut req = get("/")
+                .header(AUTHORIZATION, "Basic !!!")
+                .body(Full::default())
+                .unwrap();
+            req.extensions_mut()
+                .insert("203.0.113.5".parse::<IpAddr>().unwrap());
+            assert_eq!(send(&layer, &hits, req).await.0.status(), 401);
+        }
+        assert_eq!(
+            send(&layer, &hits, from("203.0.113.5", "demo", "right"))
+                .await
+                .0
+                .status(),
+            429
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_are_not_counted() {
+        let policy = ThrottlePolicy::default().per_addr(1);
+        let (layer, _) = counted(Throttle::in_memory(policy).unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        for _ in 0..5 {
+            let mut req = get("/").body(Full::default()).unwrap();
+            req.extensions_mut()
+                .insert("203.0.113.6".parse::<IpAddr>().unwrap());
+            assert_eq!(send(&layer, &hits, req).await.0.status(), 401);
+        }
+        assert_eq!(
+            send(&layer, &hits, from("203.0.113.6", "demo", "right"))
+                .await
+                .0
+                .status(),
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_success_clears_the_user_count() {
+        let policy = ThrottlePolicy::default().per_addr(0).per_user(2);
+        let (layer, _) = counted(Throttle::in_memory(policy).unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.1", "demo", "a"))
+                .await
+                .0
+                .status(),
+            401
+        );
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.1", "demo", "right"))
+                .await
+                .0
+                .status(),
+            200
+        );
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.1", "demo", "b"))
+                .await
+                .0
+                .status(),
+            401
+        );
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.1", "demo", "right"))
+                .await
+                .0
+                .status(),
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_distinct_addresses_does_not_grow_the_table_past_its_bound() {
+        let store = Arc::new(MemoryStore::new(500));
+        let throttle = Throttle::with_store(ThrottlePolicy::default(), Arc::clone(&store)).unwrap();
+        let (layer, _) = counted(throttle);
+        let hits = Arc::new(AtomicUsize::new(0));
+        for i in 0..20_000u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            let _ = send(&layer, &hits, from(&ip, &format!("user{i}"), "x")).await;
+        }
+        assert!(store.len() <= 550, "table holds {} records", store.len());
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_never_leaks_into_a_500() {
+        struct Down;
+        impl crate::throttle::ThrottleStore for Down {
+            fn get(
+                &self,
+                _: &[crate::throttle::ThrottleKey],
+            ) -> crate::throttle::StoreFuture<Vec<crate::throttle::Record>> {
+                Box::pin(async { Err(crate::throttle::StoreError("down".into())) })
+            }
+            fn record_failure(
+                &self,
+                _: &[crate::throttle::ThrottleKey],
+                _: u64,
+                _: Duration,
+            ) -> crate::throttle::StoreFuture<()> {
+                Box::pin(async { Err(crate::throttle::StoreError("down".into())) })
+            }
+            fn reset(&self, _: &crate::throttle::ThrottleKey) -> crate::throttle::StoreFuture<()> {
+                Box::pin(async { Err(crate::throttle::StoreError("down".into())) })
+            }
+        }
+        let hits = Arc::new(AtomicUsize::new(0));
+        let open = Throttle::with_store(ThrottlePolicy::default(), Down).unwrap();
+        let (layer, _) = counted(open.clone());
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.1", "demo", "right"))
+                .await
+                .0
+                .status(),
+            200
+        );
+        assert_eq!(
+            send(&layer, &hits, from("192.0.2.1", "demo", "wrong"))
+                .await
+                .0
+                .status(),
+            401
+        );
+        let (layer, checks) = counted(open.fail_mode(crate::throttle::FailMode::Closed));
+        let res = send(&layer, &hits, from("192.0.2.1", "demo", "right"))
+            .await
+            .0;
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()[http::header::RETRY_AFTER], "1");
+        assert_eq!(checks.load(Ordering::SeqCst), 0);
+    }
+
+    fn locking_layer(throttle: Throttle) -> BasicAuthLayer {
+        BasicAuthLayer::builder()
+            .users(users())
+            .throttle(throttle)
+            .build()
+            .unwrap()
+    }
+
+    fn with_peer(peer: &str, xff: Option<&str>) -> Request<Full<Bytes>> {
+        let mut b = get("/").header(AUTHORIZATION, basic("demo", "wrong"));
+        if let Some(xff) = xff {
+            b = b.header("x-forwarded-for", xff);
+        }
+        let mut req = b.body(Full::default()).unwrap();
+        req.extensions_mut()
+            .insert(crate::PeerAddr(peer.parse().unwrap()));
+        req
+    }
+
+    #[tokio::test]
+    async fn the_default_client_address_is_the_peer_address() {
+        let policy = ThrottlePolicy::default()
+            .per_addr(1)
+            .per_user(0)
+            .base_delay(Duration::from_secs(30));
+        let layer = locking_layer(Throttle::in_memory(policy).unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        assert_eq!(
+            send(&layer, &hits, with_peer("192.0.2.1:5000", None))
+                .await
+                .0
+                .status(),
+            401
+        );
+        assert_eq!(
+            send(&layer, &hits, with_peer("192.0.2.1:5001", None))
+                .await
+                .0
+                .status(),
+            429
+        );
+        assert_eq!(
+            send(&layer, &hits, with_peer("192.0.2.2:5000", None))
+                .await
+                .0
+                .status(),
+            401
+        );
+    }
+
+    #[cfg(feature = "https")]
+    #[tokio::test]
+    async fn forwarded_addresses_count_only_from_trusted_proxies() {
+        use crate::https::TrustedProxies;
+        let policy = ThrottlePolicy::default()
+            .per_addr(1)
+            .per_user(0)
+            .base_delay(Duration::from_secs(30));
+        let proxies = TrustedProxies::new().trust("10.0.0.0/8").unwrap();
+        let layer = locking_layer(
+            Throttle::in_memory(policy)
+                .unwrap()
+                .trusted_proxies(proxies),
+        );
+        let hits = Arc::new(AtomicUsize::new(0));
+        // Behind the trusted balancer, each client is counted on its own.
+        let r = send(&layer, &hits, with_peer("10.0.0.5:1", Some("198.51.100.1")))
+            .await
+            .0;
+        assert_eq!(r.status(), 401);
+        let r = send(&layer, &hits, with_peer("10.0.0.5:2", Some("198.51.100.2")))
+            .await
+            .0;
+        assert_eq!(r.status(), 401);
+        let r = send(&layer, &hits, with_peer("10.0.0.5:3", Some("198.51.100.1")))
+            .await
+            .0;
+        assert_eq!(r.status(), 429);
+        // An untrusted peer cannot escape its own count by forging the header.
+        let r = send(
+            &layer,
+            &hits,
+            with_peer("203.0.113.9:1", Some("198.51.100.50")),
+        )
+        .await
+        .0;
+        assert_eq!(r.status(), 401);
+        let r = send(
+            &layer,
+            &hits,
+            with_peer("203.0.113.9:2", Some("198.51.100.51")),
+        )
+        .await
+        .0;
+        assert_eq!(r.status(), 429);
+    }
+}

@@ -8,6 +8,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 const COMPONENT: &str = "basic-auth";
@@ -284,7 +285,7 @@ fn check_user_name(user: &str) -> Result<(), String> {
 /// ```
 #[derive(Clone, Default)]
 pub struct Users {
-    entries: HashMap<Box<str>, StoredHash>,
+    entries: HashMap<Arc<str>, StoredHash>,
     /// Stands in for unknown users so that they cost the same work as a
     /// wrong password for a known one.
     dummy: Option<StoredHash>,
@@ -343,6 +344,11 @@ impl Users {
             None => self.dummy.as_ref().map(|h| (h, false)),
         }
     }
+
+    /// The shared name of a known user.
+    pub(crate) fn name(&self, user: &str) -> Option<Arc<str>> {
+        self.entries.get_key_value(user).map(|(k, _)| Arc::clone(k))
+    }
 }
 
 impl fmt::Debug for Users {
@@ -360,7 +366,7 @@ impl fmt::Debug for Users {
 /// Builds a [`Users`] set; each step checks its input.
 #[derive(Default)]
 pub struct UsersBuilder {
-    entries: HashMap<Box<str>, StoredHash>,
+    entries: HashMap<Arc<str>, StoredHash>,
 }
 
 impl fmt::Debug for UsersBuilder {
