@@ -62,13 +62,9 @@ pub use errors::{json_error, JsonErrors, JsonErrorsFuture, JsonErrorsLayer};
 pub use future::ResponseFuture;
 pub use service::{ReverseProxy, ReverseProxyBuilder};
 
-use std::net::SocketAddr;
-
-/// The address of the client's TCP connection, put in request extensions by
-/// the server so that [`ReverseProxy`] can fill `Forwarded: for=` and
-/// `X-Forwarded-For`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerAddr(pub SocketAddr);
+/// The crate-wide peer address, re-exported here: the proxy reads it for
+/// `Forwarded: for=` and `X-Forwarded-For`.
+pub use crate::PeerAddr;
 
 /// A marker in the extensions of every response that [`ReverseProxy`]
 /// relayed from the upstream, as opposed to one it or a layer in front of it
