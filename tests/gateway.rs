@@ -574,6 +574,59 @@ async fn shutdown_drains_in_flight_requests() {
     server.abort();
 }
 
+/// `ReverseProxy` in front of an `https` upstream (here a second gateway)
+/// trusts what its `rustls::ClientConfig` trusts, and nothing else.
+#[tokio::test]
+async fn https_upstream_is_reached_with_a_custom_client_config() {
+    use tower::ServiceExt as _;
+    use tower_perimeter::proxy::ReverseProxy;
+
+    let inner = start_default().await;
+    let pem = std::fs::read(inner.cert()).unwrap();
+    let trusting = |trust: bool| {
+        let mut roots = rustls::RootCertStore::empty();
+        if trust {
+            for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+        }
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    };
+    let upstream = format!("https://127.0.0.1:{}", inner.gateway.addr.port());
+    let request = || {
+        Request::get("/api/ping")
+            .header(header::AUTHORIZATION, basic(USER, PASSWORD))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+
+    let proxy = ReverseProxy::builder()
+        .upstream(&upstream)
+        .unwrap()
+        .tls_config(trusting(true))
+        .build()
+        .unwrap();
+    let res = proxy.oneshot(request()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(inner.hits(), 1);
+
+    let proxy = ReverseProxy::builder()
+        .upstream(&upstream)
+        .unwrap()
+        .tls_config(trusting(false))
+        .build()
+        .unwrap();
+    let res = proxy.oneshot(request()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(inner.hits(), 1);
+}
+
 // ---------------------------------------------------------------------------
 // The example binary, run as a new user would.
 // ---------------------------------------------------------------------------
@@ -693,6 +746,7 @@ fn binary_with_bad_option_value_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--https"), "{stderr}");
 }
 

@@ -104,7 +104,17 @@ impl<E: std::fmt::Display> From<E> for Fatal {
 /// on worker threads (see `app::start_workers`).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(err) => {
+            // clap's own message is several lines; keep its first.
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("bad arguments");
+            eprintln!("gateway: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
