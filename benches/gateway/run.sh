@@ -45,7 +45,8 @@ chmod 644 "$work/htpasswd"
 RUST_LOG=warn target/release/examples/gateway \
   --https "127.0.0.1:$GATEWAY_PORT" --htpasswd "$work/htpasswd" --out-dir "$work" \
   >"$work/gateway.log" 2>&1 &
-pids+=($!)
+gateway_pid=$!
+pids+=($gateway_pid)
 
 wait_ready() { # url
   for _ in $(seq 100); do
@@ -63,7 +64,8 @@ wait_ready "https://localhost:$GATEWAY_PORT/api/ping"
 sed -e "s|@PREFIX@|$work|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@UPSTREAM@|$STANDIN|g" \
   benches/gateway/nginx.conf >"$work/nginx.conf"
 nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log" &
-pids+=($!)
+nginx_pid=$!
+pids+=($nginx_pid)
 wait_ready "https://localhost:$NGINX_PORT/api/ping"
 
 auth() { printf 'Basic %s' "$(printf '%s:%s' "$1" "$PASSWORD" | base64 -w0)"; }
@@ -80,18 +82,40 @@ p99_ms() {
   }' "$1"
 }
 
-# One bounded wrk run; appends "name<TAB>requests/s<TAB>p99 ms<TAB>non-2xx" to results.
+# CPU time (clock ticks) used so far by the serving threads: the gateway's
+# worker threads (not its stand-in thread), or nginx's worker processes.
+server_ticks() { # port
+  local stats
+  if [ "$1" = "$GATEWAY_PORT" ]; then
+    stats=$(for t in /proc/"$gateway_pid"/task/*; do
+      case "$(cat "$t/comm")" in gateway-*) cat "$t/stat" ;; esac
+    done)
+  else
+    stats=$(for p in $(pgrep -P "$nginx_pid"); do cat "/proc/$p/stat"; done)
+  fi
+  awk '{ s += $14 + $15 } END { print s + 0 }' <<<"$stats"
+}
+
+# One bounded wrk run; appends "name<TAB>requests/s<TAB>p99 ms<TAB>non-2xx<TAB>CPU µs/request"
+# to results.
 load() { # name port user
   local url="https://127.0.0.1:$2/api/ping" out="$work/wrk.txt" code
   code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" -H "Authorization: $(auth "$3")" \
     "https://localhost:$2/api/ping")
   [ "$code" = 200 ] || { echo "run.sh: $1 answered $code with valid credentials" >&2; exit 1; }
+  local before after
+  before=$(server_ticks "$2")
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: $(auth "$3")" "$url" >"$out"
-  local rps non2xx
+  after=$(server_ticks "$2")
+  local rps non2xx requests cpu
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
   non2xx=$(awk '/Non-2xx/ {print $5}' "$out")
-  printf '%s\t%s\t%s\t%s\n' "$1" "$rps" "$(p99_ms "$out")" "${non2xx:-0}" >>"$work/results.tsv"
-  echo "  $1: $rps requests/s, p99 $(p99_ms "$out") ms" >&2
+  requests=$(awk '/requests in/ {print $1}' "$out")
+  # Server CPU per request, in microseconds.
+  cpu=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }')
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$rps" "$(p99_ms "$out")" "${non2xx:-0}" "$cpu" >>"$work/results.tsv"
+  echo "  $1: $rps requests/s, p99 $(p99_ms "$out") ms, $cpu µs CPU/request" >&2
 }
 
 # The same load on every server, interleaved over ROUNDS rounds so that a
@@ -109,12 +133,13 @@ done
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
-echo "| server, user | requests/s (median) | p99 latency, ms (median) | non-2xx |"
-echo "|---|---|---|---|"
+echo "| server, user | requests/s (median) | p99 latency, ms (median) | server CPU per request, µs (median) | non-2xx |"
+echo "|---|---|---|---|---|"
 for name in "gateway, bcrypt-10 user" "nginx, bcrypt-10 user" "gateway, {SHA} user" "nginx, {SHA} user"; do
   rows=$(awk -F'\t' -v n="$name" '$1 == n' "$work/results.tsv")
   rps=$(cut -f2 <<<"$rows" | median)
   p99=$(cut -f3 <<<"$rows" | median)
+  cpu=$(cut -f5 <<<"$rows" | median)
   non2xx=$(cut -f4 <<<"$rows" | awk '{ s += $1 } END { print s }')
-  printf '| %s | %.0f | %s | %s |\n' "$name" "$rps" "$p99" "$non2xx"
+  printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$rps" "$p99" "$cpu" "$non2xx"
 done
