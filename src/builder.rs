@@ -24,6 +24,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
     ) -> ServiceBuilder<Stack<crate::basic_auth::BasicAuthLayer, L>>;
     // methods:basic-auth
     // methods:gateway
+    /// Gives every request a fresh CSP nonce and sets the response's
+    /// policy headers; see [`crate::csp`].
+    #[cfg(feature = "csp")]
+    fn csp(self, layer: crate::csp::CspLayer) -> ServiceBuilder<Stack<crate::csp::CspLayer, L>>;
     // methods:csp
     /// Redirects or rejects plain-HTTP requests; see
     /// [`HttpsRedirectLayer`](crate::https::HttpsRedirectLayer).
@@ -54,6 +58,10 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
     // impls:basic-auth
     // impls:gateway
+    #[cfg(feature = "csp")]
+    fn csp(self, layer: crate::csp::CspLayer) -> ServiceBuilder<Stack<crate::csp::CspLayer, L>> {
+        self.layer(layer)
+    }
     // impls:csp
     #[cfg(feature = "https")]
     fn https_redirect(

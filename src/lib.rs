@@ -9,6 +9,7 @@
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! | Streaming reverse proxy for gateways: hop-by-hop headers, `Forwarded`, JSON `502`/`504`/`413` | `proxy` | `proxy` (default) |
 //! <!-- table:gateway -->
+//! | Content-Security-Policy with per-request nonces, HTML nonce substitution, a Face SDK Web Components preset and a report receiver | `csp` | `csp` (default) |
 //! <!-- table:csp -->
 //! | HTTPS redirect or reject, HSTS ([RFC 6797](https://www.rfc-editor.org/rfc/rfc6797)), trusted proxies ([RFC 7239](https://www.rfc-editor.org/rfc/rfc7239)) | `https` | `https` (default) |
 //! <!-- table:https -->
@@ -41,6 +42,8 @@ pub mod basic_auth;
 #[cfg(feature = "proxy")]
 pub mod proxy;
 // modules:gateway
+#[cfg(feature = "csp")]
+pub mod csp;
 // modules:csp
 #[cfg(feature = "https")]
 pub mod https;
@@ -62,6 +65,7 @@ pub use peer::PeerAddr;
     doctest,
     feature = "basic-auth",
     feature = "axum",
+    feature = "csp",
     feature = "https",
     feature = "pinning"
 ))]
