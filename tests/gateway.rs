@@ -249,6 +249,37 @@ async fn wrong_missing_and_malformed_credentials_get_401_and_never_reach_upstrea
 }
 
 #[tokio::test]
+async fn password_guessing_is_throttled_with_429_before_the_upstream() {
+    let fx = start_default().await;
+    let client = fx.client(false);
+    let mut statuses = Vec::new();
+    for attempt in 0..8 {
+        let guess = format!("guess {attempt}");
+        let answer = send(
+            &client,
+            get(&fx.url("/api/ping"), Some(basic(USER, &guess))),
+        )
+        .await;
+        statuses.push(answer.status);
+    }
+    // The default policy allows five failures per user name, then locks.
+    assert!(
+        statuses[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[7], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    // Locked, even the right password is refused for now.
+    let answer = send(
+        &client,
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(answer.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(fx.hits(), 0);
+}
+
+#[tokio::test]
 async fn spoofed_user_header_does_not_reach_upstream() {
     let fx = start_default().await;
     let client = fx.client(false);

@@ -42,6 +42,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_perimeter::basic_auth::{BasicAuthLayer, CredentialStore};
 use tower_perimeter::proxy::{JsonErrorsLayer, PeerAddr, ReverseProxy};
+use tower_perimeter::throttle::{Throttle, ThrottlePolicy};
 #[allow(unused_imports)] // named in the docs
 use tower_perimeter::ConfigError;
 use tracing::Level;
@@ -286,6 +287,9 @@ pub(crate) struct GatewayOptions {
     pub(crate) max_body: usize,
     /// How long the upstream has to answer.
     pub(crate) upstream_timeout: Duration,
+    /// Brute-force throttling of failed logins (per client address and per
+    /// user name), answered `429` before any password hash runs.
+    pub(crate) throttle: bool,
 }
 
 impl Default for GatewayOptions {
@@ -296,6 +300,7 @@ impl Default for GatewayOptions {
             proxy_auth: false,
             max_body: 64 * 1024 * 1024,
             upstream_timeout: Duration::from_secs(30),
+            throttle: true,
         }
     }
 }
@@ -345,6 +350,13 @@ pub(crate) fn start_gateway(
         .forward_user_header(USER_HEADER)?;
     if options.proxy_auth {
         auth = auth.proxy_auth();
+    }
+    if options.throttle {
+        // Default policy: 10 failures per client address and 5 per user
+        // name in 15 minutes, then locks that double up to 15 minutes. The
+        // client address is the connection's `PeerAddr`: the gateway is the
+        // edge, so no forwarded header is believed.
+        auth = auth.throttle(Throttle::in_memory(ThrottlePolicy::default())?);
     }
     let auth = auth.build()?;
 

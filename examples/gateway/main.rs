@@ -80,6 +80,11 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     upstream_timeout: u64,
 
+    /// Turn off brute-force throttling (by default 10 failed logins per
+    /// client address or 5 per user name in 15 minutes lock them out: 429).
+    #[arg(long)]
+    no_throttle: bool,
+
     /// Worker threads, each with its own runtime and listening socket
     /// [default: one per core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -183,6 +188,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         proxy_auth: cli.proxy_auth,
         max_body: cli.max_body,
         upstream_timeout: Duration::from_secs(cli.upstream_timeout),
+        throttle: !cli.no_throttle,
     };
     let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
