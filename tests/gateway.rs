@@ -781,6 +781,13 @@ fn binary_with_bad_option_value_exits_2() {
     assert!(stderr.contains("--https"), "{stderr}");
 }
 
+/// Sends `signal` to the child process.
+#[cfg(unix)]
+fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
 /// Starts the binary against an upstream that is not there (no stand-in,
 /// so the fixed stand-in port is not needed), reads the banner, then sends
 /// SIGTERM.
@@ -813,11 +820,7 @@ fn binary_prints_curl_commands_and_exits_0_on_sigterm() {
     let htpasswd = std::fs::read_to_string(dir.path().join("htpasswd")).unwrap();
     assert!(htpasswd.starts_with("demo:$2"), "not bcrypt");
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    signal(&child, rustix::process::Signal::TERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
@@ -864,11 +867,7 @@ async fn binary_reloads_htpasswd_on_sighup() {
         StatusCode::UNAUTHORIZED
     );
     std::fs::write(&htpasswd, format!("{}\n", htpasswd_line("bob", "pw-b"))).unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    signal(&child, rustix::process::Signal::HUP);
     // The reload happens on the binary's own schedule: ask until it shows,
     // for at most ten seconds.
     let mut status = StatusCode::UNAUTHORIZED;
@@ -889,8 +888,6 @@ async fn binary_reloads_htpasswd_on_sighup() {
         StatusCode::UNAUTHORIZED
     );
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(&child, rustix::process::Signal::TERM);
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
