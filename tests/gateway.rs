@@ -1,7 +1,7 @@
 //! End-to-end tests of the gateway example: the gateway and the stand-in Web
 //! Service run in-process on ephemeral loopback ports and are driven by a
 //! real HTTPS client (hyper + rustls trusting the generated certificate).
-#![cfg(all(feature = "proxy", feature = "basic-auth"))]
+#![cfg(all(feature = "proxy", feature = "basic-auth", feature = "https"))]
 
 #[path = "../examples/gateway/app.rs"]
 mod app;
@@ -205,6 +205,22 @@ async fn right_credentials_reach_upstream_without_authorization() {
         "{forwarded}"
     );
     assert!(answer.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn answers_carry_hsts_for_a_named_host_even_rejections() {
+    let fx = start_default().await;
+    let client = fx.client(false);
+    for auth in [Some(basic(USER, PASSWORD)), None] {
+        let mut req = get(&fx.url("/api/ping"), auth);
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("face.example"));
+        let answer = send(&client, req).await;
+        assert_eq!(
+            answer.headers[header::STRICT_TRANSPORT_SECURITY],
+            format!("max-age={}", app::HSTS_MAX_AGE.as_secs())
+        );
+    }
 }
 
 #[tokio::test]

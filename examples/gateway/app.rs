@@ -41,6 +41,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_perimeter::basic_auth::{BasicAuthLayer, CredentialStore};
+use tower_perimeter::https::{HstsLayer, Transport};
 use tower_perimeter::proxy::{JsonErrorsLayer, PeerAddr, ReverseProxy};
 use tower_perimeter::throttle::{Throttle, ThrottlePolicy};
 #[allow(unused_imports)] // named in the docs
@@ -323,6 +324,10 @@ impl Gateway {
     }
 }
 
+/// `Strict-Transport-Security: max-age` of the gateway's answers: one day,
+/// a cautious start (HSTS is sticky; raise it once HTTPS is there to stay).
+pub(crate) const HSTS_MAX_AGE: Duration = Duration::from_secs(86_400);
+
 /// How long in-flight requests get to finish on shutdown.
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
@@ -368,7 +373,11 @@ pub(crate) fn start_gateway(
         //    rejections included. A client-sent `x-request-id` is kept.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
-        // 2. Tracing next: it times and logs every request, those rejected
+        // 2. HSTS on every answer over TLS, rejections included, so a
+        //    browser that ever reached the gateway never tries plain HTTP
+        //    again (not for `localhost` or IP hosts: browsers ignore it there).
+        .layer(HstsLayer::new(HSTS_MAX_AGE))
+        // 3. Tracing next: it times and logs every request, those rejected
         //    below included. Its default span leaves headers out, so the
         //    credentials, not yet stripped here, never reach a log.
         .layer(
@@ -376,32 +385,32 @@ pub(crate) fn start_gateway(
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        // 3. Outside the layers that answer by themselves (timeout, body
+        // 4. Outside the layers that answer by themselves (timeout, body
         //    limit), so their 408/413/504 get the proxy's JSON error shape;
         //    upstream answers pass untouched.
         .layer(JsonErrorsLayer::new())
-        // 4. A deadline for the whole exchange up to the response head,
+        // 5. A deadline for the whole exchange up to the response head,
         //    authentication included: a backstop a little longer than the
         //    proxy's own upstream timeout, which answers 504 first.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             options.upstream_timeout + Duration::from_secs(5),
         ))
-        // 5. Authentication before anything looks at the body: a client
+        // 6. Authentication before anything looks at the body: a client
         //    without credentials costs one header check, never reaches the
         //    upstream, and learns nothing about limits. It strips the
         //    credential header and any client-sent user header, then
         //    sets the user header for the upstream.
         .layer(auth)
-        // 6. tower-http's timeout needs a response body with a `Default`;
+        // 7. tower-http's timeout needs a response body with a `Default`;
         //    the upstream's streaming body and the body limit's have none,
         //    so the body is boxed once here (still streamed, not buffered).
         .layer(MapResponseBodyLayer::new(BodyExt::boxed_unsync))
-        // 7. The body limit applies to authenticated traffic: a declared
+        // 8. The body limit applies to authenticated traffic: a declared
         //    Content-Length over it is answered 413 at once; a chunked body
         //    that grows past it is cut off and the proxy answers 413.
         .layer(RequestBodyLimitLayer::new(options.max_body))
-        // 8. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
+        // 9. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
         .service(proxy);
 
     let (tx, rx) = oneshot::channel();
@@ -459,6 +468,8 @@ async fn serve<S, B>(
                     };
                     let per_connection = tower::service_fn(move |mut req: Request<Incoming>| {
                         req.extensions_mut().insert(PeerAddr(peer));
+                        // Every connection here is TLS: HSTS relies on it.
+                        req.extensions_mut().insert(Transport::Tls);
                         service.clone().oneshot(req)
                     });
                     let conn = builder
