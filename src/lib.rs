@@ -7,6 +7,7 @@
 //! | capability | module | feature |
 //! |---|---|---|
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
+//! | Streaming reverse proxy for gateways: hop-by-hop headers, `Forwarded`, JSON `502`/`504`/`413` | `proxy` | `proxy` (default) |
 //! <!-- table:gateway -->
 //! | Content-Security-Policy with per-request nonces, HTML nonce substitution, a Face SDK Web Components preset and a report receiver | `csp` | `csp` (default) |
 //! <!-- table:csp -->
@@ -38,6 +39,8 @@ mod peer;
 #[cfg(feature = "basic-auth")]
 pub mod basic_auth;
 // modules:basic-auth
+#[cfg(feature = "proxy")]
+pub mod proxy;
 // modules:gateway
 #[cfg(feature = "csp")]
 pub mod csp;
