@@ -111,7 +111,7 @@ fn decide(config: &Arc<Config>, user: &str, password: &str) -> Decision {
         }
         Source::Store(store) => {
             let snap = store.snapshot();
-            let Some((hash, known)) = snap.users.lookup(user) else {
+            let Some((name, hash, known)) = snap.users.entry(user) else {
                 return Decision::Reject(FailureReason::UnknownUser, Some(user.to_owned()));
             };
             let miss = if known {
@@ -121,9 +121,14 @@ fn decide(config: &Arc<Config>, user: &str, password: &str) -> Decision {
             };
             if !hash.format().is_slow() {
                 // Cheap enough to check inline; nothing to gain from a cache.
-                return match (hash.verify(password.as_bytes()), snap.users.name(user)) {
-                    (true, Some(name)) if known => Decision::Accept(name),
-                    _ => Decision::Reject(miss, Some(user.to_owned())),
+                // Known and unknown users take the same steps (the dummy has a
+                // name too, and `&` does not short-circuit).
+                let ok = hash.verify(password.as_bytes()) & known;
+                let name = Arc::clone(name);
+                return if ok {
+                    Decision::Accept(name)
+                } else {
+                    Decision::Reject(miss, Some(user.to_owned()))
                 };
             }
             let key = store.cache().map(|c| c.key(user, password));
@@ -136,7 +141,7 @@ fn decide(config: &Arc<Config>, user: &str, password: &str) -> Decision {
             let store = store.clone();
             let permits = Arc::clone(&config.hashes);
             let generation = snap.generation;
-            let name = snap.users.name(user);
+            let name = Arc::clone(name);
             let user = user.to_owned();
             let password = password.as_bytes().to_vec();
             Decision::Pending(Box::pin(async move {
@@ -144,14 +149,13 @@ fn decide(config: &Arc<Config>, user: &str, password: &str) -> Decision {
                 let permit = permits.acquire_owned().await;
                 let ok = run_blocking(move || hash.verify(&password)).await;
                 drop(permit);
-                match name {
-                    Some(name) if ok && known => {
-                        if let (Some(cache), Some(key)) = (store.cache(), key) {
-                            cache.insert(key, Arc::clone(&name), generation);
-                        }
-                        Ok(name)
+                if ok & known {
+                    if let (Some(cache), Some(key)) = (store.cache(), key) {
+                        cache.insert(key, Arc::clone(&name), generation);
                     }
-                    _ => Err(Denied::new(miss, Some(user))),
+                    Ok(name)
+                } else {
+                    Err(Denied::new(miss, Some(user)))
                 }
             }))
         }

@@ -288,7 +288,7 @@ pub struct Users {
     entries: HashMap<Arc<str>, StoredHash>,
     /// Stands in for unknown users so that they cost the same work as a
     /// wrong password for a known one.
-    dummy: Option<StoredHash>,
+    dummy: Option<(Arc<str>, StoredHash)>,
 }
 
 impl Users {
@@ -338,16 +338,20 @@ impl Users {
 
     /// The stored hash for `user`, or the dummy that stands in for unknown
     /// users. `None` only for an empty set.
+    #[cfg(test)]
     pub(crate) fn lookup(&self, user: &str) -> Option<(&StoredHash, bool)> {
-        match self.entries.get(user) {
-            Some(h) => Some((h, true)),
-            None => self.dummy.as_ref().map(|h| (h, false)),
-        }
+        self.entry(user).map(|(_, h, known)| (h, known))
     }
 
-    /// The shared name of a known user.
-    pub(crate) fn name(&self, user: &str) -> Option<Arc<str>> {
-        self.entries.get_key_value(user).map(|(k, _)| Arc::clone(k))
+    /// The shared name and stored hash of `user`, or a nameless dummy entry
+    /// for unknown users, and whether the user is known. Both arms hand back
+    /// the same shapes so that callers do the same work for either.
+    /// `None` only for an empty set.
+    pub(crate) fn entry(&self, user: &str) -> Option<(&Arc<str>, &StoredHash, bool)> {
+        match self.entries.get_key_value(user) {
+            Some((name, h)) => Some((name, h, true)),
+            None => self.dummy.as_ref().map(|(name, h)| (name, h, false)),
+        }
     }
 }
 
@@ -502,7 +506,7 @@ impl UsersBuilder {
         let dummy = counts
             .values()
             .max_by_key(|(n, h)| (*n, h.format().is_slow()))
-            .map(|(_, h)| dummy_like(h));
+            .map(|(_, h)| (Arc::from(""), dummy_like(h)));
         Users {
             entries: self.entries,
             dummy,
