@@ -98,8 +98,10 @@ impl CredentialStore {
         Arc::clone(&self.inner.current.load().users)
     }
 
-    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.inner.current.load_full()
+    /// The current set, held for the duration of one check. A cheap guard,
+    /// not a reference count: a request sees one set from start to end.
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.inner.current.load()
     }
 
     pub(crate) fn cache(&self) -> Option<&VerifiedCache> {
