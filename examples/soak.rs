@@ -86,10 +86,12 @@ struct Cli {
     #[arg(long, default_value_t = 600)]
     max_secs: u64,
 
-    /// Requests before the memory sampling starts (caches, pools and
-    /// allocator arenas fill up first).
-    #[arg(long, default_value_t = 10_000)]
-    warmup: u64,
+    /// Requests before the memory sampling starts [default: a tenth of
+    /// --requests]: connection buffers, the pools and the allocator's
+    /// arenas grow for the first 30,000 or so requests at 256 tasks, then
+    /// stay level.
+    #[arg(long)]
+    warmup: Option<u64>,
 
     /// Seconds a request may take before it counts as hung.
     #[arg(long, default_value_t = 15)]
@@ -257,6 +259,8 @@ struct Tally {
     counts: BTreeMap<(Kind, Outcome), u64>,
     /// One example message per connection-error kind.
     errors: BTreeMap<Kind, String>,
+    /// Connection errors by kind and protocol (`true`: HTTP/2).
+    errors_by_protocol: BTreeMap<(Kind, bool), u64>,
 }
 
 impl Tally {
@@ -270,6 +274,9 @@ impl Tally {
         }
         for (kind, message) in other.errors {
             self.errors.entry(kind).or_insert(message);
+        }
+        for (key, n) in other.errors_by_protocol {
+            *self.errors_by_protocol.entry(key).or_default() += n;
         }
     }
 
@@ -400,11 +407,7 @@ struct StderrLog {
 }
 
 impl GatewayProcess {
-    async fn spawn(
-        binary: &Path,
-        args: &[String],
-        log: &str,
-    ) -> Result<Self, BoxError> {
+    async fn spawn(binary: &Path, args: &[String], log: &str) -> Result<Self, BoxError> {
         let mut child = Command::new(binary)
             .args(args)
             .env("RUST_LOG", log)
@@ -497,11 +500,12 @@ fn tls_config(cert_pem: &[u8], alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfi
     for cert in rustls_pemfile::certs(&mut &cert_pem[..]) {
         roots.add(cert?)?;
     }
-    let mut config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
@@ -522,7 +526,9 @@ fn https_client(cert_pem: &[u8], http2: bool) -> Result<HttpsClient, BoxError> {
 }
 
 fn full(data: Bytes) -> ClientBody {
-    Full::new(data).map_err(|never| match never {}).boxed_unsync()
+    Full::new(data)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A body without a length (sent chunked over HTTP/1.1).
@@ -541,7 +547,10 @@ fn trickled(pieces: usize) -> ClientBody {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        Some((Ok::<_, BoxError>(Frame::data(Bytes::from(vec![b't'; 1024]))), n + 1))
+        Some((
+            Ok::<_, BoxError>(Frame::data(Bytes::from(vec![b't'; 1024]))),
+            n + 1,
+        ))
     });
     StreamBody::new(stream).boxed_unsync()
 }
@@ -573,7 +582,10 @@ impl Credentials {
             header(format!("Basic {}", b64(b"soak:\xff\xfe"))),
             header(format!("Basic {}", b64(b"\xc3\x28:pw"))),
             header(format!("Basic {}=", b64(user.as_bytes()))),
-            header(format!("basic    {}", b64(format!("{user}:nope").as_bytes()))),
+            header(format!(
+                "basic    {}",
+                b64(format!("{user}:nope").as_bytes())
+            )),
             HeaderValue::from_bytes(b"Basic \xff\xfe\xfd").unwrap_or(HeaderValue::from_static("x")),
             header(format!("Basic {} {}", b64(b"a:b"), b64(b"c:d"))),
         ];
@@ -630,11 +642,21 @@ impl Run {
             }
             Kind::LargeBody => {
                 let n = 512 * 1024;
-                (Method::POST, "/api/echo", full(Bytes::from(vec![b'L'; n])), Some(n))
+                (
+                    Method::POST,
+                    "/api/echo",
+                    full(Bytes::from(vec![b'L'; n])),
+                    Some(n),
+                )
             }
             Kind::OverLimitDeclared => {
                 let n = self.max_body + self.max_body / 2;
-                (Method::POST, "/api/detect", full(Bytes::from(vec![b'O'; n])), None)
+                (
+                    Method::POST,
+                    "/api/detect",
+                    full(Bytes::from(vec![b'O'; n])),
+                    None,
+                )
             }
             Kind::OverLimitChunked => {
                 let n = self.max_body + self.max_body / 2;
@@ -668,7 +690,7 @@ impl Run {
         (req, echo_len)
     }
 
-    async fn one(&self, client: &HttpsClient, kind: Kind, i: u64, tally: &mut Tally) {
+    async fn one(&self, client: &HttpsClient, h2: bool, kind: Kind, i: u64, tally: &mut Tally) {
         let (req, echo_len) = self.request(kind, i);
         let exchange = async {
             let res = client.request(req).await?;
@@ -679,6 +701,7 @@ impl Run {
         let outcome = match tokio::time::timeout(self.client_timeout, exchange).await {
             Err(_) => Outcome::Hung,
             Ok(Err(err)) => {
+                *tally.errors_by_protocol.entry((kind, h2)).or_default() += 1;
                 tally
                     .errors
                     .entry(kind)
@@ -850,8 +873,7 @@ async fn run(cli: &Cli, dir: &Path) -> Result<bool, BoxError> {
     }
     let mut main_args = args.clone();
     main_args.push("--no-throttle".to_owned());
-    let mut gateway =
-        GatewayProcess::spawn(&cli.gateway, &main_args, &cli.gateway_log).await?;
+    let mut gateway = GatewayProcess::spawn(&cli.gateway, &main_args, &cli.gateway_log).await?;
     let cert_pem = std::fs::read(out_dir.join("cert.pem"))?;
     println!(
         "gateway pid {} on https://{}, upstream http://{upstream_addr}",
@@ -882,8 +904,7 @@ async fn run(cli: &Cli, dir: &Path) -> Result<bool, BoxError> {
         args[1] = format!("http://{}", upstream.addr);
         let out_dir = dir.join("gateway-throttled");
         args[7] = out_dir.display().to_string();
-        let mut throttled =
-            GatewayProcess::spawn(&cli.gateway, &args, &cli.gateway_log).await?;
+        let mut throttled = GatewayProcess::spawn(&cli.gateway, &args, &cli.gateway_log).await?;
         let cert_pem = std::fs::read(out_dir.join("cert.pem"))?;
         let result = throttle_phase(&throttled, &cert_pem, password).await;
         let alive = throttled.alive();
@@ -977,7 +998,8 @@ async fn main_phase(
     // The load.
     let mut workers = JoinSet::new();
     for task in 0..cli.concurrency {
-        let client = if task % 4 == 3 { h2.clone() } else { h1.clone() };
+        let http2 = task % 4 == 3;
+        let client = if http2 { h2.clone() } else { h1.clone() };
         let (run, next) = (run.clone(), next.clone());
         workers.spawn(async move {
             let mut tally = Tally::default();
@@ -986,19 +1008,21 @@ async fn main_phase(
                 if i >= total || Instant::now() >= deadline {
                     return tally;
                 }
-                run.one(&client, Kind::for_index(i), i, &mut tally).await;
+                run.one(&client, http2, Kind::for_index(i), i, &mut tally)
+                    .await;
             }
         });
     }
     let mut slow = JoinSet::new();
     for task in 0..cli.tricklers {
-        let client = if task % 2 == 1 { h2.clone() } else { h1.clone() };
+        let http2 = task % 2 == 1;
+        let client = if http2 { h2.clone() } else { h1.clone() };
         let (run, done) = (run.clone(), done.clone());
         slow.spawn(async move {
             let mut tally = Tally::default();
             let mut i = 0;
             while !done.load(Ordering::Relaxed) {
-                run.one(&client, Kind::Trickle, i, &mut tally).await;
+                run.one(&client, http2, Kind::Trickle, i, &mut tally).await;
                 i += 1;
             }
             tally
@@ -1007,6 +1031,7 @@ async fn main_phase(
 
     // The controller: upstream faults at a third and two thirds, memory
     // samples every 250 ms after the warm-up.
+    let warmup = cli.warmup.unwrap_or(total / 10);
     let mut rss = Vec::new();
     let mut stopped_at = None;
     let mut restarted_at = None;
@@ -1028,7 +1053,7 @@ async fn main_phase(
             run.restarted.store(true, Ordering::Release);
             restarted_at = Some((completed, started.elapsed()));
         }
-        if completed >= cli.warmup && last_sample.elapsed() >= Duration::from_millis(250) {
+        if completed >= warmup && last_sample.elapsed() >= Duration::from_millis(250) {
             last_sample = Instant::now();
             if let Some(kib) = gateway.rss_kib() {
                 rss.push(kib);
@@ -1093,27 +1118,36 @@ fn mean(values: &[u64]) -> f64 {
 impl MainResult {
     fn report(&self, cli: &Cli, alive: bool, gateway: &GatewayProcess, checks: &mut Vec<Check>) {
         let mut all = Tally::default();
-        all.merge(Tally {
-            counts: self.tally.counts.clone(),
-            errors: self.tally.errors.clone(),
-        });
-        all.merge(Tally {
-            counts: self.slow.counts.clone(),
-            errors: self.slow.errors.clone(),
-        });
+        for part in [&self.tally, &self.slow] {
+            all.merge(Tally {
+                counts: part.counts.clone(),
+                errors: part.errors.clone(),
+                errors_by_protocol: part.errors_by_protocol.clone(),
+            });
+        }
         let main_total = self.tally.total();
         let secs = self.elapsed.as_secs_f64();
         println!(
             "\nMain phase: {main_total} requests in {secs:.1} s ({:.0} req/s){}, plus {} trickled",
             main_total as f64 / secs,
-            if self.capped { " -- stopped at the time cap" } else { "" },
+            if self.capped {
+                " -- stopped at the time cap"
+            } else {
+                ""
+            },
             self.slow.total()
         );
         if let Some((n, t)) = self.stopped_at {
-            println!("  upstream stopped after {n} requests ({:.1} s)", t.as_secs_f64());
+            println!(
+                "  upstream stopped after {n} requests ({:.1} s)",
+                t.as_secs_f64()
+            );
         }
         if let Some((n, t)) = self.restarted_at {
-            println!("  upstream restarted after {n} requests ({:.1} s)", t.as_secs_f64());
+            println!(
+                "  upstream restarted after {n} requests ({:.1} s)",
+                t.as_secs_f64()
+            );
         }
 
         // Per kind.
@@ -1152,6 +1186,18 @@ impl MainResult {
         for (outcome, n) in &by_status {
             println!("    {outcome:?}: {n}");
         }
+        let by_protocol: Vec<String> = all
+            .errors_by_protocol
+            .iter()
+            .map(|((kind, h2), n)| {
+                format!(
+                    "{} over {}: {n}",
+                    kind.name(),
+                    if *h2 { "h2" } else { "h1" }
+                )
+            })
+            .collect();
+        println!("  connection errors: {}", by_protocol.join("; "));
         for (kind, message) in &all.errors {
             println!("  first connection error, {}: {message}", kind.name());
         }
@@ -1188,12 +1234,28 @@ impl MainResult {
         } else {
             (0.0, 0.0)
         };
-        let growth = if first > 0.0 { (last - first) / first } else { f64::NAN };
+        let step = (self.rss.len() / 20).max(1);
+        let series: Vec<String> = self
+            .rss
+            .iter()
+            .step_by(step)
+            .map(|kib| format!("{:.0}", *kib as f64 / 1024.0))
+            .collect();
+        println!(
+            "\n  gateway VmRSS every {} ms, MiB: {}",
+            step * 250,
+            series.join(" ")
+        );
+        let growth = if first > 0.0 {
+            (last - first) / first
+        } else {
+            f64::NAN
+        };
         println!(
             "\n  gateway VmRSS: {} samples after {} warm-up requests; first quarter mean {:.1} MiB, \
              last quarter mean {:.1} MiB ({:+.1}%), max {:.1} MiB",
             self.rss.len(),
-            cli.warmup,
+            cli.warmup.unwrap_or(cli.requests / 10),
             first / 1024.0,
             last / 1024.0,
             growth * 100.0,
@@ -1201,7 +1263,10 @@ impl MainResult {
         );
 
         // Checks.
-        let stderr = gateway.stderr.lock().map(|l| (l.panics, l.first_panic.clone(), l.lines));
+        let stderr = gateway
+            .stderr
+            .lock()
+            .map(|l| (l.panics, l.first_panic.clone(), l.lines));
         let (panics, first_panic, lines) = stderr.unwrap_or((1, None, 0));
         check(
             checks,
@@ -1209,7 +1274,9 @@ impl MainResult {
             alive && panics == 0,
             format!(
                 "alive {alive}, {panics} 'panicked' in {lines} stderr lines{}",
-                first_panic.map(|p| format!(" (first: {p})")).unwrap_or_default()
+                first_panic
+                    .map(|p| format!(" (first: {p})"))
+                    .unwrap_or_default()
             ),
         );
         let hung = by_status.get(&Outcome::Hung).copied().unwrap_or(0);
@@ -1217,13 +1284,16 @@ impl MainResult {
             checks,
             "no hung request",
             hung == 0,
-            format!("{hung} requests without an answer within {} s", cli.client_timeout),
+            format!(
+                "{hung} requests without an answer within {} s",
+                cli.client_timeout
+            ),
         );
         let stray: Vec<String> = by_status
             .iter()
             .filter_map(|(o, n)| match o {
                 Outcome::Status(s) | Outcome::BadEcho(s)
-                    if !deliberate(*s) && !(cli.accept_431 && *s == 431) =>
+                    if !(deliberate(*s) || (cli.accept_431 && *s == 431)) =>
                 {
                     Some(format!("{s} x{n}"))
                 }
