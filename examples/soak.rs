@@ -976,8 +976,8 @@ async fn main_phase(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(cli.max_secs);
 
-    // Half heads and silent TCP connections, opened first, watched until
-    // the load ends (at most 60 s).
+    // Half heads and silent TCP connections, opened first, each watched for
+    // 60 s (or the time cap if shorter) for the gateway to close it.
     let watch = Duration::from_secs(60).min(Duration::from_secs(cli.max_secs));
     let mut half_tasks = JoinSet::new();
     let plain = tls_config(cert_pem, &[b"http/1.1"])?;
