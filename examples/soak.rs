@@ -127,14 +127,14 @@ struct Cli {
     #[arg(long)]
     no_throttle_phase: bool,
 
-    /// Count `431` as a fitting answer to oversized credentials. HTTP/2
-    /// (hyper's default `SETTINGS_MAX_HEADER_LIST_SIZE`, 16 KiB) refuses a
-    /// header list over the limit with `431` before any middleware runs;
-    /// HTTP/1.1 lets the same header through to the perimeter (`401`).
-    /// Without this flag a `431` fails the run, as any code outside the
-    /// perimeter's own list does.
+    /// Fail the run on any `431`. By default `431` counts as a fitting
+    /// answer to oversized credentials only: HTTP/2 (hyper's default
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, 16 KiB) refuses a header list over the
+    /// limit with `431 Request Header Fields Too Large` (RFC 6585) before any
+    /// middleware runs, while HTTP/1.1 lets the same header through to the
+    /// perimeter (`401`). A `431` to any other kind of request always fails.
     #[arg(long)]
-    accept_431: bool,
+    strict_431: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -1163,7 +1163,7 @@ impl MainResult {
                     *by_status.entry(*outcome).or_default() += n;
                     let label = match outcome {
                         Outcome::Status(s) => {
-                            if !kind.fits(*s, cli.accept_431) {
+                            if !kind.fits(*s, !cli.strict_431) {
                                 misfits.push(format!("{} -> {s} x{n}", kind.name()));
                             }
                             s.to_string()
@@ -1293,7 +1293,7 @@ impl MainResult {
             .iter()
             .filter_map(|(o, n)| match o {
                 Outcome::Status(s) | Outcome::BadEcho(s)
-                    if !(deliberate(*s) || (cli.accept_431 && *s == 431)) =>
+                    if !(deliberate(*s) || (!cli.strict_431 && *s == 431)) =>
                 {
                     Some(format!("{s} x{n}"))
                 }
