@@ -2,7 +2,7 @@
 
 use super::FromUpstream;
 use crate::body::PerimeterBody;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::LengthLimitError;
 use hyper_util::client::legacy;
 use pin_project_lite::pin_project;
@@ -53,6 +53,15 @@ pub fn json_error<B>(status: StatusCode) -> Response<PerimeterBody<B>> {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+/// Marks an HTTP/1.1 answer given before the request body was read with
+/// `Connection: close`: the server will not read the rest of the body, so the
+/// connection cannot carry another request, and the client should know
+/// before it tries.
+pub(crate) fn close_connection<B>(res: &mut Response<B>) {
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// Maps a failed upstream exchange to `413` (the request body went over a
@@ -166,8 +175,10 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let http1 = req.version() <= Version::HTTP_11;
         JsonErrorsFuture {
             inner: self.inner.call(req),
+            http1,
         }
     }
 }
@@ -177,6 +188,7 @@ pin_project! {
     pub struct JsonErrorsFuture<F> {
         #[pin]
         inner: F,
+        http1: bool,
     }
 }
 
@@ -193,7 +205,8 @@ where
     type Output = Result<Response<PerimeterBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = ready!(self.project().inner.poll(cx))?;
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx))?;
         if is_gateway_error(res.status()) && res.extensions().get::<FromUpstream>().is_none() {
             let (parts, _body) = res.into_parts();
             let mut json = json_error(parts.status);
@@ -205,6 +218,9 @@ where
                 }
             }
             *json.extensions_mut() = parts.extensions;
+            if parts.status == StatusCode::PAYLOAD_TOO_LARGE && *this.http1 {
+                close_connection(&mut json);
+            }
             return Poll::Ready(Ok(json));
         }
         Poll::Ready(Ok(res.map(PerimeterBody::inner)))
@@ -224,6 +240,25 @@ mod tests {
         B::Error: fmt::Debug,
     {
         String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_local_413_closes_an_http1_connection() {
+        for (version, close) in [(Version::HTTP_11, true), (Version::HTTP_2, false)] {
+            let svc = JsonErrorsLayer::new().layer(tower::service_fn(|_r: Request<()>| async {
+                let mut res = Response::new(Full::new(Bytes::new()));
+                *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                Ok::<_, std::convert::Infallible>(res)
+            }));
+            let mut req = Request::new(());
+            *req.version_mut() = version;
+            let res = svc.oneshot(req).await.unwrap();
+            assert_eq!(
+                res.headers().get(header::CONNECTION).is_some(),
+                close,
+                "{version:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -299,7 +299,11 @@ where
                     status = 413,
                     "request body over the limit"
                 );
-                return ResponseFuture::ready(errors::json_error(StatusCode::PAYLOAD_TOO_LARGE));
+                let mut res = errors::json_error(StatusCode::PAYLOAD_TOO_LARGE);
+                if parts.version <= http::Version::HTTP_11 {
+                    errors::close_connection(&mut res);
+                }
+                return ResponseFuture::ready(res);
             }
         }
 
@@ -396,12 +400,24 @@ mod tests {
             .header(header::CONTENT_LENGTH, "11")
             .body(Full::new(Bytes::from_static(b"01234567890")))
             .unwrap();
-        let res = proxy.oneshot(req).await.unwrap();
+        let res = proxy.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // The body was not read: an HTTP/1.1 client must not reuse the
+        // connection.
+        assert_eq!(res.headers()[header::CONNECTION], "close");
         assert_eq!(
             body_text(res).await,
             r#"{"error":"payload_too_large","status":413}"#
         );
+        // HTTP/2 has no `Connection` header; the stream alone ends.
+        let req = Request::post("/api/detect")
+            .version(http::Version::HTTP_2)
+            .header(header::CONTENT_LENGTH, "11")
+            .body(Full::new(Bytes::from_static(b"01234567890")))
+            .unwrap();
+        let res = proxy.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(!res.headers().contains_key(header::CONNECTION));
     }
 
     #[tokio::test]
