@@ -48,9 +48,9 @@ use tower_perimeter::https::{
 };
 use tower_perimeter::proxy::{JsonErrorsLayer, ReverseProxy};
 use tower_perimeter::throttle::{FailMode, Throttle, ThrottlePolicy};
-use tower_perimeter::PeerAddr;
 #[allow(unused_imports)] // named in the docs
 use tower_perimeter::ConfigError;
+use tower_perimeter::PeerAddr;
 use tracing::Level;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -530,7 +530,9 @@ pub(crate) fn public_hosts(
 ///
 /// Pins for an `http://` upstream, a malformed pin, a single pin without
 /// `allow_single_pin`, or pins in a build without the `pinning` feature.
-pub(crate) fn upstream_tls(options: &GatewayOptions) -> Result<Option<rustls::ClientConfig>, BoxError> {
+pub(crate) fn upstream_tls(
+    options: &GatewayOptions,
+) -> Result<Option<rustls::ClientConfig>, BoxError> {
     if options.upstream_pins.is_empty() {
         return Ok(None);
     }
@@ -562,9 +564,8 @@ fn pinned_client_config(
     let pins = builder.build().map_err(|e| {
         format!("--upstream-pin: {e} (give a backup pin too, or --allow-single-pin)")
     })?;
-    let mut config = pinning::client_config_without_ca(pins)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(config))
+    // No ALPN here: the proxy's connector sets the protocols it speaks.
+    Ok(Some(pinning::client_config_without_ca(pins)?))
 }
 
 #[cfg(not(feature = "pinning"))]
@@ -624,11 +625,7 @@ fn start_gateway_on(
     let proxies = trusted_proxies(options)?;
     // Without a plain listener no request is plain, and the redirect layer
     // passes everything; its allow-list then only has to be valid.
-    let hosts = public_hosts(
-        options,
-        http_addr.map_or(80, |a| a.port()),
-        addr.port(),
-    )?;
+    let hosts = public_hosts(options, http_addr.map_or(80, |a| a.port()), addr.port())?;
     let redirect = HttpsRedirectLayer::permanent(hosts)?.trusted_proxies(proxies.clone());
 
     // The stack, outermost first. A request passes the layers top to bottom;
@@ -796,13 +793,22 @@ pub(crate) fn random_password() -> String {
 // ---------------------------------------------------------------------------
 
 /// `count` listening sockets on `addr` sharing its port through
-/// `SO_REUSEPORT`, so that the kernel spreads connections over them (the
-/// first one resolves port 0). Must be called inside a tokio runtime.
+/// `SO_REUSEPORT`, so that the kernel spreads connections over them; for
+/// port 0, a single socket. Must be called inside a tokio runtime.
 #[cfg(unix)]
 pub(crate) fn reuseport_listeners(
     addr: SocketAddr,
     count: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() == 0 {
+        // An ephemeral port: one socket without SO_REUSEPORT, because the
+        // kernel may hand a port-0 bind with SO_REUSEPORT a port that another
+        // process of the same user already listens on with it, and the two
+        // would then share connections.
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        return Ok(vec![listener]);
+    }
     let mut listeners = Vec::with_capacity(count);
     let mut bind_to = addr;
     for _ in 0..count.max(1) {
@@ -882,8 +888,12 @@ pub(crate) fn start_workers(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::with_capacity(listeners.len());
     for (index, (https, http)) in listeners.into_iter().enumerate() {
-        let (tls, options, store, throttle) =
-            (tls.clone(), options.clone(), store.clone(), throttle.clone());
+        let (tls, options, store, throttle) = (
+            tls.clone(),
+            options.clone(),
+            store.clone(),
+            throttle.clone(),
+        );
         let (mut stop_rx, ready_tx) = (stop_rx.clone(), ready_tx.clone());
         let thread = std::thread::Builder::new()
             .name(format!("gateway-{index}"))

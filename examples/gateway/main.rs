@@ -272,10 +272,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         throttle_fail_closed: cli.throttle_fail_closed,
         ..options
     };
-    // Bad pins, hosts or CIDRs end the program before anything listens.
+    // Bad pins or CIDRs end the program before anything listens (a bad
+    // --public-host as the workers start: it needs the bound ports).
     app::upstream_tls(&options)?;
     let _ = app::trusted_proxies(&options)?;
-    let _ = app::public_hosts(&options, cli.http.port(), cli.https.port())?;
     let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
