@@ -362,6 +362,14 @@ fn print_banner(
         }
     };
     let host = local(addr);
+    // Written at once, and a closed stdout is no reason to stop serving.
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!(out, $($arg)*);
+        }};
+    }
     let base = format!("https://{host}");
     let (user, password) = match demo_password {
         Some(p) => ("demo", p),
@@ -374,40 +382,44 @@ fn print_banner(
         format!("-u '{user}:{password}'")
     };
     let cacert = format!("--cacert '{}'", cert.display());
-    println!();
-    println!("Face SDK gateway on {base} (HTTP/1.1 and HTTP/2)");
-    println!("  upstream:    {}", options.upstream);
+    say!();
+    say!("Face SDK gateway on {base} (HTTP/1.1 and HTTP/2)");
+    say!("  upstream:    {}", options.upstream);
     if let Some(http) = http_addr {
-        println!("  plain HTTP:  http://{} (redirects to HTTPS)", local(http));
+        say!("  plain HTTP:  http://{} (redirects to HTTPS)", local(http));
     }
-    println!("  certificate: {}", cert.display());
+    say!("  certificate: {}", cert.display());
     #[cfg(feature = "pinning")]
     match app::certificate_pin(cert) {
-        Ok(pin) => println!("  pin:         {pin}"),
-        Err(err) => println!("  pin:         unavailable ({err})"),
+        Ok(pin) => say!("  pin:         {pin}"),
+        Err(err) => say!("  pin:         unavailable ({err})"),
     }
-    println!("  htpasswd:    {}", htpasswd.display());
+    say!("  htpasswd:    {}", htpasswd.display());
     if let Some(password) = demo_password {
-        println!("  user:        demo");
-        println!("  password:    {password}");
+        say!("  user:        demo");
+        say!("  password:    {password}");
     }
-    println!();
-    println!("Try:");
-    println!("  curl {cacert} {credentials} {base}/api/ping");
-    println!(
+    say!();
+    say!("Try:");
+    say!("  curl {cacert} {credentials} {base}/api/ping");
+    say!(
         "  curl {cacert} {credentials} -H 'Content-Type: application/json' \
          -d '{{\"image\":\"aGVsbG8=\"}}' {base}/api/detect"
     );
-    println!(
+    say!(
         "  curl {cacert} -i {base}/api/ping    # no credentials: {}",
         if cli.proxy_auth { "407" } else { "401" }
     );
     if let Some(http) = http_addr {
-        println!(
+        say!(
             "  curl -i http://{}/api/ping    # plain HTTP: 301 to HTTPS",
             local(http)
         );
     }
-    println!();
-    println!("SIGHUP reloads the htpasswd file; Ctrl-C drains and stops.");
+    say!();
+    say!("SIGHUP reloads the htpasswd file; Ctrl-C drains and stops.");
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
 }
