@@ -1215,6 +1215,8 @@ async fn trusted_proxy_headers_are_believed_only_from_trusted_peers() {
     let answer = send_plain(behind_proxy(&trusted, basic(USER, PASSWORD), "203.0.113.7")).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(trusted.hits(), 1);
+    // The upstream learns the forwarded client, not the proxy.
+    assert_eq!(trusted.upstream_headers()["x-forwarded-for"], "203.0.113.7");
 
     // Ten failures from one forwarded client lock that client out, under
     // different user names (so the per-user limit is not what trips)...

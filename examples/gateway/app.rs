@@ -655,32 +655,35 @@ fn start_gateway_on(
         //    before authentication, so they never reach a password check or
         //    the upstream. HTTPS requests pass.
         .layer(redirect)
-        // 5. Outside the layers that answer by themselves (timeout, body
+        // 5. Behind a trusted proxy, the client is the one it forwarded:
+        //    the upstream's `Forwarded: for=` / `X-Forwarded-For` name it.
+        .map_request(client_as_peer)
+        // 6. Outside the layers that answer by themselves (timeout, body
         //    limit), so their 408/413/504 get the proxy's JSON error shape;
         //    upstream answers pass untouched.
         .layer(JsonErrorsLayer::new())
-        // 6. A deadline for the whole exchange up to the response head,
+        // 7. A deadline for the whole exchange up to the response head,
         //    authentication included: a backstop a little longer than the
         //    proxy's own upstream timeout, which answers 504 first.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             options.upstream_timeout + Duration::from_secs(5),
         ))
-        // 7. Authentication before anything looks at the body: a client
+        // 8. Authentication before anything looks at the body: a client
         //    without credentials costs one header check, never reaches the
         //    upstream, and learns nothing about limits. It strips the
         //    credential header and any client-sent user header, then
         //    sets the user header for the upstream.
         .layer(auth)
-        // 8. tower-http's timeout needs a response body with a `Default`;
+        // 9. tower-http's timeout needs a response body with a `Default`;
         //    the upstream's streaming body and the body limit's have none,
         //    so the body is boxed once here (still streamed, not buffered).
         .layer(MapResponseBodyLayer::new(BodyExt::boxed_unsync))
-        // 9. The body limit applies to authenticated traffic: a declared
+        // 10. The body limit applies to authenticated traffic: a declared
         //    Content-Length over it is answered 413 at once; a chunked body
         //    that grows past it is cut off and the proxy answers 413.
         .layer(RequestBodyLimitLayer::new(options.max_body))
-        // 10. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
+        // 11. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
         .service(proxy);
 
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -699,6 +702,24 @@ fn start_gateway_on(
         shutdown: tx,
         tasks,
     })
+}
+
+/// Makes the client address the redirect layer resolved (a trusted proxy's
+/// forwarded client) the request's [`PeerAddr`], which the proxy reports
+/// upstream. From an untrusted peer it is the peer itself: no change.
+fn client_as_peer<B>(mut req: Request<B>) -> Request<B> {
+    use tower_perimeter::https::ClientInfo;
+    let forwarded = req
+        .extensions()
+        .get::<ClientInfo>()
+        .filter(|info| info.peer_is_trusted())
+        .and_then(ClientInfo::addr);
+    if let Some(ip) = forwarded {
+        // The forwarded headers carry no port worth keeping.
+        req.extensions_mut()
+            .insert(PeerAddr(SocketAddr::new(ip, 0)));
+    }
+    req
 }
 
 /// Accepts connections (TLS when `acceptor` is given, plain HTTP when not)
