@@ -46,10 +46,28 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The stand-in Web Service's address: the real service's default port.
 const STANDIN_ADDR: &str = "127.0.0.1:41101";
 
+/// Options that the build's features leave out, named under `--help`.
+const AFTER_HELP: Option<&str> = match (cfg!(feature = "pinning"), cfg!(feature = "redis")) {
+    (true, true) => None,
+    (false, true) => Some(
+        "Built without the `pinning` feature: --upstream-pin (pinning an https \
+         upstream's key) needs `--features pinning`.",
+    ),
+    (true, false) => Some(
+        "Built without the `redis` feature: --throttle-redis (throttle counters \
+         shared through Redis) needs `--features redis`.",
+    ),
+    (false, false) => Some(
+        "Built without the `pinning` and `redis` features: --upstream-pin \
+         (pinning an https upstream's key) and --throttle-redis (throttle \
+         counters shared through Redis) need `--features pinning,redis`.",
+    ),
+};
+
 /// HTTPS gateway with Basic authentication in front of the Face SDK Web
 /// Service (HTTP/1.1 and HTTP/2).
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version)]
+#[command(name = "gateway", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Address to serve HTTPS on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
