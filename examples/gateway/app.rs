@@ -640,7 +640,7 @@ fn start_gateway_on(
         //    browser that ever reached the gateway never tries plain HTTP
         //    again (not for `localhost` or IP hosts: browsers ignore it there).
         //    Never on plain HTTP (RFC 6797 section 7.2).
-        .layer(HstsLayer::new(HSTS_MAX_AGE).trusted_proxies(proxies))
+        .layer(HstsLayer::new(HSTS_MAX_AGE).trusted_proxies(proxies.clone()))
         // 3. Tracing next: it times and logs every request, those rejected
         //    below included. Its default span leaves headers out, so the
         //    credentials, not yet stripped here, never reach a log.
@@ -657,7 +657,7 @@ fn start_gateway_on(
         .layer(redirect)
         // 5. Behind a trusted proxy, the client is the one it forwarded:
         //    the upstream's `Forwarded: for=` / `X-Forwarded-For` name it.
-        .map_request(client_as_peer)
+        .map_request(client_as_peer(proxies.clone()))
         // 6. Outside the layers that answer by themselves (timeout, body
         //    limit), so their 408/413/504 get the proxy's JSON error shape;
         //    upstream answers pass untouched.
@@ -706,20 +706,25 @@ fn start_gateway_on(
 
 /// Makes the client address the redirect layer resolved (a trusted proxy's
 /// forwarded client) the request's [`PeerAddr`], which the proxy reports
-/// upstream. From an untrusted peer it is the peer itself: no change.
-fn client_as_peer<B>(mut req: Request<B>) -> Request<B> {
-    use tower_perimeter::https::ClientInfo;
-    let forwarded = req
-        .extensions()
-        .get::<ClientInfo>()
-        .filter(|info| info.peer_is_trusted())
-        .and_then(ClientInfo::addr);
-    if let Some(ip) = forwarded {
-        // The forwarded headers carry no port worth keeping.
-        req.extensions_mut()
-            .insert(PeerAddr(SocketAddr::new(ip, 0)));
+/// upstream. From an untrusted peer it is the peer itself: no change. An
+/// address that is itself a trusted proxy is not taken either, so that the
+/// throttle, resolving again from the new peer, ends at the same client.
+fn client_as_peer<B>(proxies: TrustedProxies) -> impl Fn(Request<B>) -> Request<B> + Clone {
+    move |mut req: Request<B>| {
+        use tower_perimeter::https::ClientInfo;
+        let forwarded = req
+            .extensions()
+            .get::<ClientInfo>()
+            .filter(|info| info.peer_is_trusted())
+            .and_then(ClientInfo::addr)
+            .filter(|ip| !proxies.is_trusted(*ip));
+        if let Some(ip) = forwarded {
+            // The forwarded headers carry no port worth keeping.
+            req.extensions_mut()
+                .insert(PeerAddr(SocketAddr::new(ip, 0)));
+        }
+        req
     }
-    req
 }
 
 /// Accepts connections (TLS when `acceptor` is given, plain HTTP when not)
