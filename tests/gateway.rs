@@ -70,7 +70,15 @@ async fn start(upstream: Option<String>, options: app::GatewayOptions) -> Fixtur
         upstream,
         ..options
     };
-    let gateway = app::start_gateway(loopback().await, tls, &options, store.clone()).unwrap();
+    // Every fixture serves plain HTTP too, as the binary does by default.
+    let gateway = app::start_gateway_with_http(
+        loopback().await,
+        Some(loopback().await),
+        tls,
+        &options,
+        store.clone(),
+    )
+    .unwrap();
     Fixture {
         dir,
         htpasswd,
@@ -99,6 +107,14 @@ impl Fixture {
 
     fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.gateway.addr.port())
+    }
+
+    fn http_port(&self) -> u16 {
+        self.gateway.http_addr.unwrap().port()
+    }
+
+    fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port())
     }
 
     fn client(&self, http2: bool) -> HttpsClient {
@@ -678,17 +694,19 @@ async fn https_upstream_is_reached_with_a_custom_client_config() {
 // The example binary, run as a new user would.
 // ---------------------------------------------------------------------------
 
-/// The built example: `cargo test` builds examples next to the test
-/// binaries (`target/<profile>/examples/`); when only this test target was
-/// built, build the example with the same cargo.
+/// The built example, built once per test run with this test's features
+/// (cargo does nothing when it is up to date): a binary left over from a
+/// build with other features would lack options the tests use.
 fn example_binary() -> PathBuf {
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/gateway-<hash> -> target/<profile>
     let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let binary = profile_dir
         .join("examples")
         .join(format!("gateway{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
+    if !*built {
         // The features this test was built with, so that cargo reuses the
         // library it already built.
         let features: Vec<&str> = [
@@ -714,10 +732,15 @@ fn example_binary() -> PathBuf {
                 "--features",
             ])
             .arg(features.join(","))
+            .args(
+                (profile_dir.file_name() == Some(std::ffi::OsStr::new("release")))
+                    .then_some("--release"),
+            )
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
         assert!(status.success(), "cargo build --example gateway failed");
+        *built = true;
     }
     assert!(binary.exists(), "{} not found", binary.display());
     binary
@@ -741,6 +764,18 @@ fn binary_help_lists_every_option() {
         "--proxy-auth",
         "--max-body",
         "--upstream-timeout",
+        "--http",
+        "--no-http",
+        "--public-host",
+        "--trusted-proxy",
+        #[cfg(feature = "pinning")]
+        "--upstream-pin",
+        #[cfg(feature = "pinning")]
+        "--allow-single-pin",
+        #[cfg(feature = "redis")]
+        "--throttle-redis",
+        #[cfg(feature = "redis")]
+        "--throttle-fail-closed",
     ] {
         assert!(help.contains(option), "--help lacks {option}");
     }
@@ -751,6 +786,7 @@ fn binary_with_missing_htpasswd_file_exits_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-htpasswd");
     let out = Command::new(example_binary())
+        .args(["--https", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .arg("--htpasswd")
         .arg(&missing)
         .arg("--out-dir")
@@ -812,7 +848,8 @@ fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
 fn binary_prints_curl_commands_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(example_binary())
-        .args(["--https", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .args(["--https", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--upstream", "http://127.0.0.1:9"])
         .arg("--out-dir")
         .arg(dir.path())
         .env("RUST_LOG", "warn")
@@ -851,7 +888,11 @@ async fn binary_reloads_htpasswd_on_sighup() {
     // The upstream is not there: an authenticated request gets 502, a
     // rejected one 401, which is all this test needs to tell them apart.
     let mut child = Command::new(example_binary())
-        .args(["--https", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"])
+        .args(["--https", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--upstream", "http://127.0.0.1:9"])
+        // Polling with bob's password counts as failed logins until the
+        // reload lands; no throttle, so that they cannot lock bob out.
+        .arg("--no-throttle")
         .arg("--htpasswd")
         .arg(&htpasswd)
         .arg("--out-dir")
@@ -906,4 +947,743 @@ async fn binary_reloads_htpasswd_on_sighup() {
 
     signal(&child, rustix::process::Signal::TERM);
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// Plain HTTP: redirect to HTTPS, credentials refused, HSTS on HTTPS only.
+// ---------------------------------------------------------------------------
+
+type PlainClient = Client<HttpConnector, Full<Bytes>>;
+
+fn plain_client() -> PlainClient {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+async fn send_plain(req: Request<Full<Bytes>>) -> Answer {
+    let res = plain_client().request(req).await.unwrap();
+    let status = res.status();
+    let version = res.version();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        version,
+        headers,
+        body,
+    }
+}
+
+/// A client that follows redirects (tower-http's `FollowRedirect`, which
+/// drops credentials on a cross-origin hop) and, like a browser with a saved
+/// password for the HTTPS site, adds credentials to `https` requests only.
+#[tokio::test]
+async fn browser_following_the_http_redirect_lands_on_https_with_path_and_query() {
+    use tower::{ServiceBuilder, ServiceExt as _};
+    use tower_http::follow_redirect::{FollowRedirectLayer, RequestUri};
+
+    let fx = start_default().await;
+    let pem = std::fs::read(fx.cert()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let browser = ServiceBuilder::new()
+        .layer(FollowRedirectLayer::new())
+        .map_request(|mut req: Request<Full<Bytes>>| {
+            if req.uri().scheme_str() == Some("https") {
+                req.headers_mut()
+                    .insert(header::AUTHORIZATION, basic(USER, PASSWORD));
+            }
+            req
+        })
+        .service(client);
+
+    let start = fx.http_url("/api/ping?probe=1&x=%20y");
+    let req = Request::get(&start).body(Full::new(Bytes::new())).unwrap();
+    let res = browser.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let landed = &res.extensions().get::<RequestUri>().unwrap().0;
+    assert_eq!(landed.to_string(), fx.url("/api/ping?probe=1&x=%20y"));
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["version"], app::STANDIN_VERSION);
+    // Exactly one request reached the upstream, with the same target.
+    assert_eq!(fx.hits(), 1);
+    let seen = fx.standin.as_ref().unwrap().log.last_uri().unwrap();
+    assert_eq!(seen.to_string(), "/api/ping?probe=1&x=%20y");
+    assert_eq!(fx.upstream_headers()["x-forwarded-proto"], "https");
+}
+
+#[tokio::test]
+async fn plain_http_redirect_keeps_path_query_and_method_kind() {
+    let fx = start_default().await;
+    let get = Request::get(fx.http_url("/api/ping?a=1"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = send_plain(get).await;
+    assert_eq!(answer.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        fx.url("/api/ping?a=1").as_str()
+    );
+    // A POST without credentials is redirected with 308, which keeps the
+    // method and body, and the upstream has seen nothing yet.
+    let post = Request::post(fx.http_url("/api/detect"))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let answer = send_plain(post).await;
+    assert_eq!(answer.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        fx.url("/api/detect").as_str()
+    );
+    assert_eq!(fx.hits(), 0);
+}
+
+#[tokio::test]
+async fn post_with_credentials_over_http_is_refused_and_never_reaches_upstream() {
+    let fx = start_default().await;
+    // One request over HTTPS, so the count starts from a known value.
+    let answer = send(
+        &fx.client(false),
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(fx.hits(), 1);
+
+    let credentials = [
+        (header::AUTHORIZATION, basic(USER, PASSWORD)),
+        (header::AUTHORIZATION, basic(USER, "a wrong one")),
+        (header::PROXY_AUTHORIZATION, basic(USER, PASSWORD)),
+        (header::COOKIE, HeaderValue::from_static("session=abc")),
+    ];
+    for (name, value) in credentials {
+        let req = Request::post(fx.http_url("/api/detect"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(name.clone(), value)
+            .body(Full::new(Bytes::from_static(br#"{"image":"aGVsbG8="}"#)))
+            .unwrap();
+        let answer = send_plain(req).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{name}");
+        assert!(!answer.headers.contains_key(header::LOCATION), "{name}");
+        let text = String::from_utf8(answer.body.to_vec()).unwrap();
+        assert!(text.contains("plain HTTP"), "{text}");
+    }
+    // A GET with the right password over HTTP is refused the same way.
+    let req = Request::get(fx.http_url("/api/ping"))
+        .header(header::AUTHORIZATION, basic(USER, PASSWORD))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send_plain(req).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(fx.hits(), 1);
+}
+
+#[tokio::test]
+async fn hsts_is_on_https_answers_and_never_on_plain_http() {
+    let fx = start(
+        None,
+        app::GatewayOptions {
+            public_hosts: vec!["face.example".to_owned()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let expected = format!("max-age={}", app::HSTS_MAX_AGE.as_secs());
+    for auth in [Some(basic(USER, PASSWORD)), None] {
+        let mut req = get(&fx.url("/api/ping"), auth);
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("face.example"));
+        let answer = send(&fx.client(false), req).await;
+        assert_eq!(answer.headers[header::STRICT_TRANSPORT_SECURITY], expected);
+    }
+
+    let host = format!("face.example:{}", fx.http_port());
+    let redirect = Request::get(fx.http_url("/api/ping"))
+        .header(header::HOST, &host)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = send_plain(redirect).await;
+    assert_eq!(answer.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        format!("https://face.example:{}/api/ping", fx.gateway.addr.port()).as_str()
+    );
+    assert!(!answer
+        .headers
+        .contains_key(header::STRICT_TRANSPORT_SECURITY));
+
+    let refused = Request::get(fx.http_url("/api/ping"))
+        .header(header::HOST, &host)
+        .header(header::AUTHORIZATION, basic(USER, PASSWORD))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = send_plain(refused).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(!answer
+        .headers
+        .contains_key(header::STRICT_TRANSPORT_SECURITY));
+    assert_eq!(fx.hits(), 1);
+}
+
+#[tokio::test]
+async fn hostile_host_on_http_gets_400_and_never_a_redirect() {
+    let fx = start_default().await;
+    let port = fx.http_port();
+    let hostile = [
+        "evil.example".to_owned(),
+        format!("evil.example:{port}"),
+        format!("localhost@evil.example:{port}"),
+        format!("evil.example#@localhost:{port}"),
+        format!("localhost.evil.example:{port}"),
+        "localhost:0".to_owned(),
+        "localhost:99999".to_owned(),
+        "2130706433".to_owned(),
+        "[::1".to_owned(),
+        "a".repeat(300),
+    ];
+    for host in &hostile {
+        let req = Request::get(fx.http_url("/api/ping"))
+            .header(header::HOST, host.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let answer = send_plain(req).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{host}");
+        assert!(!answer.headers.contains_key(header::LOCATION), "{host}");
+    }
+    // Forwarded headers from an untrusted peer change nothing either.
+    let req = Request::get(fx.http_url("/api/ping"))
+        .header(header::HOST, "localhost")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = send_plain(req).await;
+    assert_eq!(answer.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        answer.headers[header::LOCATION],
+        format!("https://localhost:{}/api/ping", fx.gateway.addr.port()).as_str()
+    );
+    assert_eq!(fx.hits(), 0);
+}
+
+/// A TLS-terminating proxy in front of the plain listener says "https" with
+/// `X-Forwarded-Proto`; believed only from a `--trusted-proxy` peer, which
+/// the throttle then also reads the client address from.
+#[tokio::test]
+async fn trusted_proxy_headers_are_believed_only_from_trusted_peers() {
+    let untrusted = start_default().await;
+    let behind_proxy = |fx: &Fixture, auth: HeaderValue, client: &'static str| {
+        Request::get(fx.http_url("/api/ping"))
+            .header(header::HOST, "localhost")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-for", client)
+            .header(header::AUTHORIZATION, auth)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let answer = send_plain(behind_proxy(
+        &untrusted,
+        basic(USER, PASSWORD),
+        "203.0.113.7",
+    ))
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(untrusted.hits(), 0);
+
+    let trusted = start(
+        None,
+        app::GatewayOptions {
+            trusted_proxies: vec!["127.0.0.0/8".to_owned()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let answer = send_plain(behind_proxy(&trusted, basic(USER, PASSWORD), "203.0.113.7")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(trusted.hits(), 1);
+    // The upstream learns the forwarded client, not the proxy.
+    assert_eq!(trusted.upstream_headers()["x-forwarded-for"], "203.0.113.7");
+
+    // Ten failures from one forwarded client lock that client out, under
+    // different user names (so the per-user limit is not what trips)...
+    for attempt in 0..12 {
+        let user = format!("user{attempt}");
+        let _ = send_plain(behind_proxy(&trusted, basic(&user, "x"), "203.0.113.66")).await;
+    }
+    let answer = send_plain(behind_proxy(
+        &trusted,
+        basic(USER, PASSWORD),
+        "203.0.113.66",
+    ))
+    .await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    // ...and not another client behind the same proxy.
+    let answer = send_plain(behind_proxy(&trusted, basic(USER, PASSWORD), "203.0.113.7")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_public_host_or_trusted_proxy_is_a_start_up_error() {
+    for options in [
+        app::GatewayOptions {
+            public_hosts: vec!["user@face.example".to_owned()],
+            ..Default::default()
+        },
+        app::GatewayOptions {
+            trusted_proxies: vec!["10.0.0.0/99".to_owned()],
+            ..Default::default()
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = app::self_signed(dir.path()).unwrap();
+        let tls = app::load_tls(&certs.cert, &certs.key).unwrap();
+        let store = CredentialStore::new(Users::builder().build());
+        let err = app::start_gateway_with_http(
+            loopback().await,
+            Some(loopback().await),
+            tls,
+            &options,
+            store,
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("--public-host") || message.contains("--trusted-proxy"),
+            "{message}"
+        );
+    }
+}
+
+/// Runs curl against the gateway's plain listener.
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-L", "-w", "\n%{http_code} %{url_effective}"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (body, last) = stdout.rsplit_once('\n').unwrap();
+    (body.to_owned(), last.to_owned())
+}
+
+/// curl sends `-u` credentials with the first request, to the plain
+/// listener: they are refused there, and the upstream never sees them.
+/// Credentials from a netrc file with `--anyauth` are sent only after a
+/// challenge, which comes from HTTPS: that ends at the upstream.
+#[tokio::test]
+#[ignore = "needs curl"]
+async fn curl_following_the_redirect_authenticates_only_over_https() {
+    let fx = start_default().await;
+    let cert = fx.cert();
+    let cert = cert.to_str().unwrap();
+    let url = format!("http://localhost:{}/api/ping", fx.http_port());
+    let credentials = format!("{USER}:{PASSWORD}");
+    let (body, last) = tokio::task::spawn_blocking({
+        let (url, cert) = (url.clone(), cert.to_owned());
+        move || curl(&["--cacert", &cert, &url, "-u", &credentials])
+    })
+    .await
+    .unwrap();
+    assert_eq!(last, format!("403 {url}"), "{body}");
+    assert!(body.contains("change the password"), "{body}");
+    assert_eq!(fx.hits(), 0);
+
+    let netrc = fx.dir.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        format!("machine localhost login {USER} password \"{PASSWORD}\"\n"),
+    )
+    .unwrap();
+    let netrc = netrc.to_str().unwrap().to_owned();
+    let (body, last) = tokio::task::spawn_blocking({
+        let (url, cert) = (url.clone(), cert.to_owned());
+        move || curl(&["--cacert", &cert, "--anyauth", "--netrc-file", &netrc, &url])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        last,
+        format!("200 https://localhost:{}/api/ping", fx.gateway.addr.port()),
+        "{body}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["version"], app::STANDIN_VERSION);
+    assert_eq!(fx.hits(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// A pinned https upstream (`--upstream-pin`).
+// ---------------------------------------------------------------------------
+
+/// The stand-in behind TLS with a new self-signed certificate for
+/// `127.0.0.1` and `localhost`, and that certificate's pin.
+#[cfg(feature = "pinning")]
+async fn pinned_standin() -> (app::StandIn, String) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let pin = tower_perimeter::pinning::Pin::from_certificate_der(certified.cert.der())
+        .unwrap()
+        .to_okhttp();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    let standin = app::start_standin_tls(loopback().await, Arc::new(config)).unwrap();
+    (standin, pin)
+}
+
+/// A pin of some other key.
+#[cfg(feature = "pinning")]
+fn other_pin() -> String {
+    let other = rcgen::generate_simple_self_signed(vec!["other.example".to_owned()]).unwrap();
+    tower_perimeter::pinning::Pin::from_certificate_der(other.cert.der())
+        .unwrap()
+        .to_okhttp()
+}
+
+#[cfg(feature = "pinning")]
+#[tokio::test]
+async fn pinned_https_upstream_with_the_right_pin_is_reached() {
+    let (standin, pin) = pinned_standin().await;
+    // The key in use plus a backup, in two of the accepted spellings.
+    let backup = other_pin().replace("sha256/", "sha256//");
+    let fx = start(
+        Some(format!("https://127.0.0.1:{}", standin.addr.port())),
+        app::GatewayOptions {
+            upstream_pins: vec![pin, backup],
+            ..Default::default()
+        },
+    )
+    .await;
+    let answer = send(
+        &fx.client(false),
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["version"], app::STANDIN_VERSION);
+    assert_eq!(standin.log.hits(), 1);
+    assert_eq!(standin.log.last_headers().unwrap()[app::USER_HEADER], USER);
+}
+
+/// Collects formatted `tracing` output of the current thread.
+#[cfg(feature = "pinning")]
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "pinning")]
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `#[tokio::test]` runs everything (the gateway, its proxy's connection
+/// tasks) on this thread, so a thread-local subscriber sees the events.
+#[cfg(all(feature = "pinning", feature = "tracing"))]
+#[tokio::test]
+async fn wrong_upstream_pins_give_502_log_the_mismatch_and_the_upstream_sees_nothing() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (standin, right) = pinned_standin().await;
+    let fx = start(
+        Some(format!("https://127.0.0.1:{}", standin.addr.port())),
+        app::GatewayOptions {
+            upstream_pins: vec![other_pin(), other_pin()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let answer = send(
+        &fx.client(false),
+        get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
+    assert_json_error(&answer, 502, "bad_gateway");
+    assert_eq!(standin.log.hits(), 0);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("reason=\"pin_mismatch\""))
+        .unwrap_or_else(|| panic!("no pin_mismatch event in:\n{log}"));
+    assert!(line.contains("127.0.0.1"), "{line}");
+    // The event names the upstream's actual key, for the operator to check.
+    let right_base64 = right.trim_start_matches("sha256/");
+    assert!(log.contains(right_base64), "{log}");
+    assert!(!log.contains(PASSWORD));
+}
+
+#[cfg(feature = "pinning")]
+#[tokio::test]
+async fn upstream_pin_options_are_checked_at_start_up() {
+    let pin = other_pin();
+    let cases = [
+        // One pin and no opt-out: a backup pin is required.
+        ("https://127.0.0.1:1", vec![pin.clone()], false, "backup"),
+        // Pins make no sense for plain http.
+        (
+            "http://127.0.0.1:1",
+            vec![pin.clone(), other_pin()],
+            false,
+            "https://",
+        ),
+        (
+            "https://127.0.0.1:1",
+            vec!["sha256/short".to_owned()],
+            true,
+            "pin",
+        ),
+    ];
+    for (upstream, pins, single, expected) in cases {
+        let options = app::GatewayOptions {
+            upstream: upstream.to_owned(),
+            upstream_pins: pins,
+            allow_single_pin: single,
+            ..Default::default()
+        };
+        let err = app::upstream_tls(&options).unwrap_err().to_string();
+        assert!(err.contains("--upstream-pin"), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+    // With the opt-out a single pin is accepted.
+    let options = app::GatewayOptions {
+        upstream: "https://127.0.0.1:1".to_owned(),
+        upstream_pins: vec![pin],
+        allow_single_pin: true,
+        ..Default::default()
+    };
+    assert!(app::upstream_tls(&options).unwrap().is_some());
+}
+
+#[cfg(feature = "pinning")]
+#[test]
+fn binary_with_malformed_upstream_pin_exits_2_with_one_line() {
+    let out = Command::new(example_binary())
+        .args(["--https", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--upstream", "https://127.0.0.1:9"])
+        .args(["--upstream-pin", "sha256/not-a-pin!"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--upstream-pin"), "{stderr}");
+}
+
+#[cfg(feature = "pinning")]
+#[cfg(unix)]
+#[test]
+fn binary_banner_shows_its_own_certificate_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(example_binary())
+        .args(["--https", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--upstream", "http://127.0.0.1:9"])
+        .arg("--out-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("SIGHUP") {
+            break;
+        }
+    }
+    signal(&child, rustix::process::Signal::TERM);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let pem = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    let der = rustls_pemfile::certs(&mut &pem[..])
+        .next()
+        .unwrap()
+        .unwrap();
+    let pin = tower_perimeter::pinning::Pin::from_certificate_der(&der).unwrap();
+    assert!(
+        banner.contains(&format!("pin:         {}", pin.to_okhttp())),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("plain HTTP:  http://localhost:"),
+        "{banner}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Throttle counters in Redis (`--throttle-redis`).
+// ---------------------------------------------------------------------------
+
+/// A `redis-server` of the test's own on a free loopback port, stopped on
+/// drop.
+#[cfg(feature = "redis")]
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+#[cfg(feature = "redis")]
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn two_gateways_share_throttle_counters_through_redis() {
+    let redis = RedisServer::start();
+    let options = app::GatewayOptions {
+        throttle_redis: Some(redis.url()),
+        throttle_fail_closed: true,
+        ..Default::default()
+    };
+    // Two gateways in front of one stand-in, as behind a load balancer.
+    let a = start(None, options.clone()).await;
+    let upstream = format!("http://{}", a.standin.as_ref().unwrap().addr);
+    let b = start(Some(upstream), options).await;
+    let (client_a, client_b) = (a.client(false), b.client(false));
+
+    // B lets the right password in before anything happened.
+    let answer = send(
+        &client_b,
+        get(&b.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+
+    // Five wrong passwords on A reach the per-user limit...
+    for attempt in 0..5 {
+        let guess = format!("guess {attempt}");
+        let answer = send(
+            &client_a,
+            get(&a.url("/api/ping"), Some(basic(USER, &guess))),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    // ...and B, which saw none of them, locks the user out too.
+    let answer = send(
+        &client_b,
+        get(&b.url("/api/ping"), Some(basic(USER, PASSWORD))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(answer.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(a.hits(), 1);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn unreachable_throttle_redis_fails_open_by_default_and_closed_when_asked() {
+    // A port that was free a moment ago: nothing listens on it.
+    let parked = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", parked.local_addr().unwrap());
+    drop(parked);
+    for (fail_closed, expected) in [
+        (false, StatusCode::OK),
+        (true, StatusCode::TOO_MANY_REQUESTS),
+    ] {
+        let fx = start(
+            None,
+            app::GatewayOptions {
+                throttle_redis: Some(url.clone()),
+                throttle_fail_closed: fail_closed,
+                ..Default::default()
+            },
+        )
+        .await;
+        let answer = send(
+            &fx.client(false),
+            get(&fx.url("/api/ping"), Some(basic(USER, PASSWORD))),
+        )
+        .await;
+        assert_eq!(answer.status, expected, "fail_closed: {fail_closed}");
+        assert_eq!(fx.hits(), u64::from(!fail_closed));
+    }
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn binary_with_bad_throttle_redis_url_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(example_binary())
+        .args(["--https", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--upstream", "http://127.0.0.1:9"])
+        .args(["--throttle-redis", "not a url"])
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--throttle-redis"), "{stderr}");
 }

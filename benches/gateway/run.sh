@@ -43,7 +43,7 @@ chmod 644 "$work/htpasswd"
 
 # The gateway starts the stand-in on 41101 and writes cert.pem / key.pem.
 RUST_LOG=warn target/release/examples/gateway \
-  --https "127.0.0.1:$GATEWAY_PORT" --htpasswd "$work/htpasswd" --out-dir "$work" \
+  --https "127.0.0.1:$GATEWAY_PORT" --no-http --htpasswd "$work/htpasswd" --out-dir "$work" \
   >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
 pids+=($gateway_pid)

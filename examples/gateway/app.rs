@@ -3,7 +3,10 @@
 //!
 //! - [`start_standin`]: a stand-in for the Face SDK Web Service;
 //! - [`start_gateway`]: the HTTPS gateway, with the middleware stack in
-//!   [`serve`];
+//!   [`serve`]; [`start_gateway_with_http`] adds the plain-HTTP listener that
+//!   redirects browsers to it;
+//! - [`upstream_tls`]: the client TLS configuration for an `https` upstream,
+//!   pinned with `--upstream-pin`;
 //! - [`self_signed`], [`load_tls`]: certificates for it.
 #![allow(dead_code)] // each user (the example, the tests) uses a part of it
 
@@ -30,7 +33,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
@@ -41,11 +43,14 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_perimeter::basic_auth::{BasicAuthLayer, CredentialStore};
-use tower_perimeter::https::{HstsLayer, Transport};
-use tower_perimeter::proxy::{JsonErrorsLayer, PeerAddr, ReverseProxy};
-use tower_perimeter::throttle::{Throttle, ThrottlePolicy};
+use tower_perimeter::https::{
+    HstsLayer, HttpsRedirectLayer, PublicHosts, Transport, TrustedProxies,
+};
+use tower_perimeter::proxy::{JsonErrorsLayer, ReverseProxy};
+use tower_perimeter::throttle::{FailMode, Throttle, ThrottlePolicy};
 #[allow(unused_imports)] // named in the docs
 use tower_perimeter::ConfigError;
+use tower_perimeter::PeerAddr;
 use tracing::Level;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -66,6 +71,7 @@ pub(crate) const STANDIN_VERSION: &str = "3.22.0-standin";
 pub(crate) struct StandInLog {
     hits: AtomicU64,
     last_headers: Mutex<Option<HeaderMap>>,
+    last_uri: Mutex<Option<http::Uri>>,
 }
 
 impl StandInLog {
@@ -77,6 +83,12 @@ impl StandInLog {
     /// The headers of the last request that reached the stand-in.
     pub(crate) fn last_headers(&self) -> Option<HeaderMap> {
         self.last_headers.lock().ok()?.clone()
+    }
+
+    /// The request target (path and query) of the last request that reached
+    /// the stand-in.
+    pub(crate) fn last_uri(&self) -> Option<http::Uri> {
+        self.last_uri.lock().ok()?.clone()
     }
 }
 
@@ -117,6 +129,9 @@ async fn record(State(log): State<Arc<StandInLog>>, req: AxumRequest, next: Next
     log.hits.fetch_add(1, Ordering::SeqCst);
     if let Ok(mut last) = log.last_headers.lock() {
         *last = Some(req.headers().clone());
+    }
+    if let Ok(mut last) = log.last_uri.lock() {
+        *last = Some(req.uri().clone());
     }
     next.run(req).await
 }
@@ -192,6 +207,39 @@ pub(crate) fn start_standin(listener: TcpListener) -> std::io::Result<StandIn> {
     let app = standin_router(log.clone());
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
+    });
+    Ok(StandIn { addr, log, task })
+}
+
+/// Starts the stand-in behind TLS on `listener`, as a Web Service inside a
+/// DMZ with its own (often self-signed) certificate would be.
+pub(crate) fn start_standin_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<StandIn> {
+    let addr = listener.local_addr()?;
+    let log = Arc::new(StandInLog::default());
+    let app = standin_router(log.clone());
+    let acceptor = TlsAcceptor::from(tls);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                else {
+                    return;
+                };
+                let service = TowerToHyperService::new(app);
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
     });
     Ok(StandIn { addr, log, task })
 }
@@ -291,6 +339,23 @@ pub(crate) struct GatewayOptions {
     /// Brute-force throttling of failed logins (per client address and per
     /// user name), answered `429` before any password hash runs.
     pub(crate) throttle: bool,
+    /// Keep the throttle's counters in this Redis (`redis://host:port/db`),
+    /// shared by every gateway instance that names it; `None`: in memory.
+    pub(crate) throttle_redis: Option<String>,
+    /// When the throttle's store cannot be reached, answer `429` instead of
+    /// checking the password anyway.
+    pub(crate) throttle_fail_closed: bool,
+    /// Hosts (`HOST` or `HOST:PORT`) that plain-HTTP requests may be
+    /// redirected to; empty: `localhost` and `127.0.0.1` on the HTTPS port.
+    pub(crate) public_hosts: Vec<String>,
+    /// CIDRs of proxies whose `Forwarded` / `X-Forwarded-*` headers are
+    /// believed (for the redirect, HSTS and the throttle's client address).
+    pub(crate) trusted_proxies: Vec<String>,
+    /// Pins (`sha256/BASE64`, `pin-sha256="BASE64"` or `sha256//BASE64`) of
+    /// an `https` upstream's key; when given, they replace CA validation.
+    pub(crate) upstream_pins: Vec<String>,
+    /// Accept a single upstream pin (by default a backup pin is required).
+    pub(crate) allow_single_pin: bool,
 }
 
 impl Default for GatewayOptions {
@@ -302,6 +367,12 @@ impl Default for GatewayOptions {
             max_body: 64 * 1024 * 1024,
             upstream_timeout: Duration::from_secs(30),
             throttle: true,
+            throttle_redis: None,
+            throttle_fail_closed: false,
+            public_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            upstream_pins: Vec::new(),
+            allow_single_pin: false,
         }
     }
 }
@@ -309,18 +380,22 @@ impl Default for GatewayOptions {
 /// A running gateway.
 #[derive(Debug)]
 pub(crate) struct Gateway {
-    /// Where it listens.
+    /// Where it listens for HTTPS.
     pub(crate) addr: SocketAddr,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    /// Where it listens for plain HTTP, if it does.
+    pub(crate) http_addr: Option<SocketAddr>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Gateway {
     /// Stops accepting connections, lets in-flight requests finish (for at
     /// most [`DRAIN_GRACE`]), then returns.
     pub(crate) async fn shutdown(self) {
-        let _ = self.shutdown.send(());
-        let _ = self.task.await;
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
 
@@ -343,11 +418,195 @@ pub(crate) fn start_gateway(
     options: &GatewayOptions,
     store: CredentialStore,
 ) -> Result<Gateway, BoxError> {
-    let proxy = ReverseProxy::builder()
+    start_gateway_with_http(listener, None, tls, options, store)
+}
+
+/// Like [`start_gateway`], and serves plain HTTP on `http` too: browsers are
+/// redirected to HTTPS, requests that carry credentials are refused.
+///
+/// # Errors
+///
+/// As [`start_gateway`], and for a bad `--public-host` or `--trusted-proxy`.
+pub(crate) fn start_gateway_with_http(
+    https: TcpListener,
+    http: Option<TcpListener>,
+    tls: Arc<rustls::ServerConfig>,
+    options: &GatewayOptions,
+    store: CredentialStore,
+) -> Result<Gateway, BoxError> {
+    let throttle = build_throttle(options)?;
+    start_gateway_on(https, http, tls, options, store, throttle)
+}
+
+/// The [`TrustedProxies`] of `--trusted-proxy`. Forwarded headers from
+/// anyone else are removed before the upstream sees them.
+///
+/// # Errors
+///
+/// A malformed CIDR.
+pub(crate) fn trusted_proxies(options: &GatewayOptions) -> Result<TrustedProxies, BoxError> {
+    let mut proxies = TrustedProxies::new().strip_untrusted(true);
+    for cidr in &options.trusted_proxies {
+        proxies = proxies
+            .trust(cidr)
+            .map_err(|e| format!("--trusted-proxy {cidr:?}: {e}"))?;
+    }
+    Ok(proxies)
+}
+
+/// The brute-force throttle of `options`, if on: counters in memory or in
+/// Redis. One throttle is shared by every worker of a gateway, so a client
+/// cannot multiply its attempts by the number of cores.
+///
+/// # Errors
+///
+/// A bad Redis URL or trusted-proxy CIDR, or a Redis URL in a build
+/// without the `redis` feature.
+pub(crate) fn build_throttle(options: &GatewayOptions) -> Result<Option<Throttle>, BoxError> {
+    if !options.throttle {
+        return Ok(None);
+    }
+    // Default policy: 10 failures per client address and 5 per user name in
+    // 15 minutes, then locks that double up to 15 minutes.
+    let policy = ThrottlePolicy::default();
+    let throttle = match &options.throttle_redis {
+        None => Throttle::in_memory(policy)?,
+        #[cfg(feature = "redis")]
+        Some(url) => {
+            let store = tower_perimeter::throttle::RedisStore::new(url)
+                .map_err(|e| format!("--throttle-redis: {e}"))?;
+            Throttle::with_store(policy, store)?
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(_) => return Err("--throttle-redis needs a build with the `redis` feature".into()),
+    };
+    let mode = if options.throttle_fail_closed {
+        FailMode::Closed
+    } else {
+        FailMode::Open
+    };
+    // The client address is the connection's peer, or the address a trusted
+    // proxy forwarded: the same rules as the redirect and HSTS.
+    Ok(Some(
+        throttle
+            .fail_mode(mode)
+            .trusted_proxies(trusted_proxies(options)?),
+    ))
+}
+
+/// The allow-list of hosts plain-HTTP requests may be redirected to.
+///
+/// # Errors
+///
+/// A malformed `--public-host`.
+pub(crate) fn public_hosts(
+    options: &GatewayOptions,
+    http_port: u16,
+    https_port: u16,
+) -> Result<PublicHosts, BoxError> {
+    let mut hosts = PublicHosts::new();
+    if options.public_hosts.is_empty() {
+        hosts = hosts
+            .allow(&format!("localhost:{https_port}"))?
+            .allow(&format!("127.0.0.1:{https_port}"))?;
+    }
+    for host in &options.public_hosts {
+        hosts = hosts
+            .allow(host)
+            .map_err(|e| format!("--public-host {host:?}: {e}"))?;
+    }
+    // A listed host without a port: a request that came to the plain port
+    // goes to the HTTPS port (and one that named no port, to 443).
+    Ok(hosts.map_port(http_port, https_port))
+}
+
+/// The client TLS configuration for an `https` upstream: with
+/// `--upstream-pin`, the upstream's key must match one of the pins (and CA
+/// validation is not used: the usual DMZ service has a self-signed
+/// certificate); without, `None`, and the proxy validates against the web
+/// PKI roots.
+///
+/// # Errors
+///
+/// Pins for an `http://` upstream, a malformed pin, a single pin without
+/// `allow_single_pin`, or pins in a build without the `pinning` feature.
+pub(crate) fn upstream_tls(
+    options: &GatewayOptions,
+) -> Result<Option<rustls::ClientConfig>, BoxError> {
+    if options.upstream_pins.is_empty() {
+        return Ok(None);
+    }
+    let uri: http::Uri = options
+        .upstream
+        .parse()
+        .map_err(|e| format!("--upstream {:?}: {e}", options.upstream))?;
+    if uri.scheme_str() != Some("https") {
+        return Err("--upstream-pin needs an https:// --upstream".into());
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("--upstream {:?}: no host", options.upstream))?;
+    pinned_client_config(host, options)
+}
+
+#[cfg(feature = "pinning")]
+fn pinned_client_config(
+    host: &str,
+    options: &GatewayOptions,
+) -> Result<Option<rustls::ClientConfig>, BoxError> {
+    use tower_perimeter::pinning::{self, PinSet};
+    let mut builder = PinSet::builder()
+        .host(host, &options.upstream_pins)
+        .map_err(|e| format!("--upstream-pin: {e}"))?;
+    if options.allow_single_pin {
+        builder = builder.allow_single_pin();
+    }
+    let pins = builder.build().map_err(|e| {
+        format!("--upstream-pin: {e} (give a backup pin too, or --allow-single-pin)")
+    })?;
+    // No ALPN here: the proxy's connector sets the protocols it speaks.
+    Ok(Some(pinning::client_config_without_ca(pins)?))
+}
+
+#[cfg(not(feature = "pinning"))]
+fn pinned_client_config(
+    _host: &str,
+    _options: &GatewayOptions,
+) -> Result<Option<rustls::ClientConfig>, BoxError> {
+    Err("--upstream-pin needs a build with the `pinning` feature".into())
+}
+
+/// The pin (`sha256/BASE64` of the key) of the first certificate in the PEM
+/// file `cert`: what clients of this gateway put in their pin sets.
+///
+/// # Errors
+///
+/// An unreadable file or certificate.
+#[cfg(feature = "pinning")]
+pub(crate) fn certificate_pin(cert: &Path) -> Result<String, BoxError> {
+    let pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let der = rustls_pemfile::certs(&mut &pem[..])
+        .next()
+        .ok_or_else(|| format!("{}: no PEM certificate in it", cert.display()))??;
+    Ok(tower_perimeter::pinning::Pin::from_certificate_der(&der)?.to_okhttp())
+}
+
+fn start_gateway_on(
+    https: TcpListener,
+    http: Option<TcpListener>,
+    tls: Arc<rustls::ServerConfig>,
+    options: &GatewayOptions,
+    store: CredentialStore,
+    throttle: Option<Throttle>,
+) -> Result<Gateway, BoxError> {
+    let mut proxy = ReverseProxy::builder()
         .upstream(&options.upstream)?
         .forwarded_proto("https")?
-        .timeout(options.upstream_timeout)
-        .build()?;
+        .timeout(options.upstream_timeout);
+    if let Some(config) = upstream_tls(options)? {
+        proxy = proxy.tls_config(config);
+    }
+    let proxy = proxy.build()?;
 
     let mut auth = BasicAuthLayer::builder()
         .realm(&options.realm)?
@@ -356,14 +615,18 @@ pub(crate) fn start_gateway(
     if options.proxy_auth {
         auth = auth.proxy_auth();
     }
-    if options.throttle {
-        // Default policy: 10 failures per client address and 5 per user
-        // name in 15 minutes, then locks that double up to 15 minutes. The
-        // client address is the connection's `PeerAddr`: the gateway is the
-        // edge, so no forwarded header is believed.
-        auth = auth.throttle(Throttle::in_memory(ThrottlePolicy::default())?);
+    if let Some(throttle) = throttle {
+        auth = auth.throttle(throttle);
     }
     let auth = auth.build()?;
+
+    let addr = https.local_addr()?;
+    let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+    let proxies = trusted_proxies(options)?;
+    // Without a plain listener no request is plain, and the redirect layer
+    // passes everything; its allow-list then only has to be valid.
+    let hosts = public_hosts(options, http_addr.map_or(80, |a| a.port()), addr.port())?;
+    let redirect = HttpsRedirectLayer::permanent(hosts)?.trusted_proxies(proxies.clone());
 
     // The stack, outermost first. A request passes the layers top to bottom;
     // a response passes them bottom to top.
@@ -376,7 +639,8 @@ pub(crate) fn start_gateway(
         // 2. HSTS on every answer over TLS, rejections included, so a
         //    browser that ever reached the gateway never tries plain HTTP
         //    again (not for `localhost` or IP hosts: browsers ignore it there).
-        .layer(HstsLayer::new(HSTS_MAX_AGE))
+        //    Never on plain HTTP (RFC 6797 section 7.2).
+        .layer(HstsLayer::new(HSTS_MAX_AGE).trusted_proxies(proxies.clone()))
         // 3. Tracing next: it times and logs every request, those rejected
         //    below included. Its default span leaves headers out, so the
         //    credentials, not yet stripped here, never reach a log.
@@ -385,52 +649,92 @@ pub(crate) fn start_gateway(
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        // 4. Outside the layers that answer by themselves (timeout, body
+        // 4. Plain HTTP ends here: browsers are redirected to HTTPS on an
+        //    allow-listed host (a hostile `Host` gets 400, never a redirect
+        //    elsewhere); a request carrying credentials is refused with 403
+        //    before authentication, so they never reach a password check or
+        //    the upstream. HTTPS requests pass.
+        .layer(redirect)
+        // 5. Behind a trusted proxy, the client is the one it forwarded:
+        //    the upstream's `Forwarded: for=` / `X-Forwarded-For` name it.
+        .map_request(client_as_peer(proxies.clone()))
+        // 6. Outside the layers that answer by themselves (timeout, body
         //    limit), so their 408/413/504 get the proxy's JSON error shape;
         //    upstream answers pass untouched.
         .layer(JsonErrorsLayer::new())
-        // 5. A deadline for the whole exchange up to the response head,
+        // 7. A deadline for the whole exchange up to the response head,
         //    authentication included: a backstop a little longer than the
         //    proxy's own upstream timeout, which answers 504 first.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             options.upstream_timeout + Duration::from_secs(5),
         ))
-        // 6. Authentication before anything looks at the body: a client
+        // 8. Authentication before anything looks at the body: a client
         //    without credentials costs one header check, never reaches the
         //    upstream, and learns nothing about limits. It strips the
         //    credential header and any client-sent user header, then
         //    sets the user header for the upstream.
         .layer(auth)
-        // 7. tower-http's timeout needs a response body with a `Default`;
+        // 9. tower-http's timeout needs a response body with a `Default`;
         //    the upstream's streaming body and the body limit's have none,
         //    so the body is boxed once here (still streamed, not buffered).
         .layer(MapResponseBodyLayer::new(BodyExt::boxed_unsync))
-        // 8. The body limit applies to authenticated traffic: a declared
+        // 10. The body limit applies to authenticated traffic: a declared
         //    Content-Length over it is answered 413 at once; a chunked body
         //    that grows past it is cut off and the proxy answers 413.
         .layer(RequestBodyLimitLayer::new(options.max_body))
-        // 9. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
+        // 11. Last, the proxy: hop-by-hop headers out, Forwarded in, 502/504.
         .service(proxy);
 
-    let (tx, rx) = oneshot::channel();
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(serve(listener, TlsAcceptor::from(tls), service, rx));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = vec![tokio::spawn(serve(
+        https,
+        Some(TlsAcceptor::from(tls)),
+        service.clone(),
+        rx.clone(),
+    ))];
+    if let Some(http) = http {
+        tasks.push(tokio::spawn(serve(http, None, service, rx)));
+    }
     Ok(Gateway {
         addr,
+        http_addr,
         shutdown: tx,
-        task,
+        tasks,
     })
 }
 
-/// Accepts TLS connections and serves HTTP/1.1 or HTTP/2 on each until
-/// `shutdown` fires; then drains in-flight requests for at most
-/// [`DRAIN_GRACE`].
+/// Makes the client address the redirect layer resolved (a trusted proxy's
+/// forwarded client) the request's [`PeerAddr`], which the proxy reports
+/// upstream. From an untrusted peer it is the peer itself: no change. An
+/// address that is itself a trusted proxy is not taken either, so that the
+/// throttle, resolving again from the new peer, ends at the same client.
+fn client_as_peer<B>(proxies: TrustedProxies) -> impl Fn(Request<B>) -> Request<B> + Clone {
+    move |mut req: Request<B>| {
+        use tower_perimeter::https::ClientInfo;
+        let forwarded = req
+            .extensions()
+            .get::<ClientInfo>()
+            .filter(|info| info.peer_is_trusted())
+            .and_then(ClientInfo::addr)
+            .filter(|ip| !proxies.is_trusted(*ip));
+        if let Some(ip) = forwarded {
+            // The forwarded headers carry no port worth keeping.
+            req.extensions_mut()
+                .insert(PeerAddr(SocketAddr::new(ip, 0)));
+        }
+        req
+    }
+}
+
+/// Accepts connections (TLS when `acceptor` is given, plain HTTP when not)
+/// and serves HTTP/1.1 or HTTP/2 on each until `shutdown` turns true; then
+/// drains in-flight requests for at most [`DRAIN_GRACE`].
 async fn serve<S, B>(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     service: S,
-    mut shutdown: oneshot::Receiver<()>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -443,6 +747,12 @@ async fn serve<S, B>(
 {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    let mut shutdown = shutdown;
+    let stopped = async move {
+        // Also ends when the sender is gone: nobody can stop it any more.
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -460,25 +770,38 @@ async fn serve<S, B>(
                 let service = service.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let transport = if acceptor.is_some() { Transport::Tls } else { Transport::Plain };
+                let per_connection = tower::service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    // Which listener the request came in on: the redirect
+                    // and HSTS rely on it.
+                    req.extensions_mut().insert(transport);
+                    service.clone().oneshot(req)
+                });
+                let per_connection = TowerToHyperService::new(per_connection);
                 tokio::spawn(async move {
-                    // A client that never finishes its handshake is dropped.
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => tls,
-                        _ => return,
-                    };
-                    let per_connection = tower::service_fn(move |mut req: Request<Incoming>| {
-                        req.extensions_mut().insert(PeerAddr(peer));
-                        // Every connection here is TLS: HSTS relies on it.
-                        req.extensions_mut().insert(Transport::Tls);
-                        service.clone().oneshot(req)
-                    });
-                    let conn = builder
-                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(per_connection))
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
+                    match acceptor {
+                        Some(acceptor) => {
+                            // A client that never finishes its handshake is dropped.
+                            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                                Ok(Ok(tls)) => tls,
+                                _ => return,
+                            };
+                            let conn = builder
+                                .serve_connection(TokioIo::new(tls), per_connection)
+                                .into_owned();
+                            let _ = watcher.watch(conn).await;
+                        }
+                        None => {
+                            let conn = builder
+                                .serve_connection(TokioIo::new(tcp), per_connection)
+                                .into_owned();
+                            let _ = watcher.watch(conn).await;
+                        }
+                    }
                 });
             }
-            _ = &mut shutdown => break,
+            () = &mut stopped => break,
         }
     }
     drop(listener);
@@ -496,13 +819,22 @@ pub(crate) fn random_password() -> String {
 // ---------------------------------------------------------------------------
 
 /// `count` listening sockets on `addr` sharing its port through
-/// `SO_REUSEPORT`, so that the kernel spreads connections over them (the
-/// first one resolves port 0). Must be called inside a tokio runtime.
+/// `SO_REUSEPORT`, so that the kernel spreads connections over them; for
+/// port 0, a single socket. Must be called inside a tokio runtime.
 #[cfg(unix)]
 pub(crate) fn reuseport_listeners(
     addr: SocketAddr,
     count: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() == 0 {
+        // An ephemeral port: one socket without SO_REUSEPORT, because the
+        // kernel may hand a port-0 bind with SO_REUSEPORT a port that another
+        // process of the same user already listens on with it, and the two
+        // would then share connections.
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        return Ok(vec![listener]);
+    }
     let mut listeners = Vec::with_capacity(count);
     let mut bind_to = addr;
     for _ in 0..count.max(1) {
@@ -535,8 +867,10 @@ pub(crate) fn reuseport_listeners(
 /// Gateways running on worker threads, one single-threaded runtime each.
 #[derive(Debug)]
 pub(crate) struct Workers {
-    /// The address they share.
+    /// The HTTPS address they share.
     pub(crate) addr: SocketAddr,
+    /// The plain-HTTP address they share, if any.
+    pub(crate) http_addr: Option<SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -551,28 +885,41 @@ impl Workers {
     }
 }
 
-/// Runs one gateway per listener, each on its own thread with a
+/// One worker's listening sockets: HTTPS, and plain HTTP if served.
+pub(crate) type WorkerListeners = (std::net::TcpListener, Option<std::net::TcpListener>);
+
+/// Runs one gateway per pair of listeners, each on its own thread with a
 /// single-threaded runtime: like nginx's worker processes, a connection
 /// stays on one thread from accept to close, with no cross-thread wake-ups.
+/// The throttle's counters are shared by all of them.
 ///
 /// # Errors
 ///
 /// When a worker cannot start (a [`ConfigError`] from a layer's builder).
 pub(crate) fn start_workers(
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<WorkerListeners>,
     tls: Arc<rustls::ServerConfig>,
     options: &GatewayOptions,
     store: CredentialStore,
 ) -> Result<Workers, BoxError> {
-    let addr = listeners
-        .first()
-        .ok_or("no listening socket")?
-        .local_addr()?;
+    let first = listeners.first().ok_or("no listening socket")?;
+    let addr = first.0.local_addr()?;
+    let http_addr = first
+        .1
+        .as_ref()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()?;
+    let throttle = build_throttle(options)?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::with_capacity(listeners.len());
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let (tls, options, store) = (tls.clone(), options.clone(), store.clone());
+    for (index, (https, http)) in listeners.into_iter().enumerate() {
+        let (tls, options, store, throttle) = (
+            tls.clone(),
+            options.clone(),
+            store.clone(),
+            throttle.clone(),
+        );
         let (mut stop_rx, ready_tx) = (stop_rx.clone(), ready_tx.clone());
         let thread = std::thread::Builder::new()
             .name(format!("gateway-{index}"))
@@ -588,9 +935,11 @@ pub(crate) fn start_workers(
                     }
                 };
                 runtime.block_on(async move {
-                    let started = TcpListener::from_std(listener)
-                        .map_err(BoxError::from)
-                        .and_then(|listener| start_gateway(listener, tls, &options, store));
+                    let started = (|| {
+                        let https = TcpListener::from_std(https)?;
+                        let http = http.map(TcpListener::from_std).transpose()?;
+                        start_gateway_on(https, http, tls, &options, store, throttle)
+                    })();
                     let gateway = match started {
                         Ok(gateway) => gateway,
                         Err(err) => {
@@ -608,6 +957,7 @@ pub(crate) fn start_workers(
     drop(ready_tx);
     let workers = Workers {
         addr,
+        http_addr,
         stop,
         threads,
     };

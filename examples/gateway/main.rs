@@ -12,6 +12,17 @@
 //! `--htpasswd`, a demo user with a random password is written there too, and
 //! printed with ready-to-paste `curl` commands.
 //!
+//! Plain HTTP on `--http` (127.0.0.1:8080) redirects browsers to HTTPS on
+//! an allow-listed host (`--public-host`) and refuses requests that carry
+//! credentials, which therefore never reach the upstream.
+//!
+//! Optional features add options: `pinning` adds `--upstream-pin` (and the
+//! banner shows the gateway's own pin), `redis` adds `--throttle-redis`:
+//!
+//! ```sh
+//! cargo run --example gateway --features pinning,redis -- --help
+//! ```
+//!
 //! SIGHUP reloads the htpasswd file; SIGINT and SIGTERM stop accepting
 //! connections, let in-flight requests finish, and exit 0. A bad option or
 //! file ends the program with exit code 2 and a one-line message.
@@ -35,19 +46,72 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The stand-in Web Service's address: the real service's default port.
 const STANDIN_ADDR: &str = "127.0.0.1:41101";
 
+/// Options that the build's features leave out, named under `--help`.
+const AFTER_HELP: Option<&str> = match (cfg!(feature = "pinning"), cfg!(feature = "redis")) {
+    (true, true) => None,
+    (false, true) => Some(
+        "Built without the `pinning` feature: --upstream-pin (pinning an https \
+         upstream's key) needs `--features pinning`.",
+    ),
+    (true, false) => Some(
+        "Built without the `redis` feature: --throttle-redis (throttle counters \
+         shared through Redis) needs `--features redis`.",
+    ),
+    (false, false) => Some(
+        "Built without the `pinning` and `redis` features: --upstream-pin \
+         (pinning an https upstream's key) and --throttle-redis (throttle \
+         counters shared through Redis) need `--features pinning,redis`.",
+    ),
+};
+
 /// HTTPS gateway with Basic authentication in front of the Face SDK Web
 /// Service (HTTP/1.1 and HTTP/2).
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version)]
+#[command(name = "gateway", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Address to serve HTTPS on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     https: SocketAddr,
 
+    /// Address to serve plain HTTP on: browsers are redirected to HTTPS,
+    /// requests carrying credentials are refused (403).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+
+    /// Do not serve plain HTTP at all.
+    #[arg(long, conflicts_with = "http")]
+    no_http: bool,
+
+    /// A host plain-HTTP requests may be redirected to, HOST or HOST:PORT
+    /// (repeatable); a Host not on the list gets 400 [default: localhost and
+    /// 127.0.0.1 on the HTTPS port].
+    #[arg(long = "public-host", value_name = "HOST[:PORT]")]
+    public_hosts: Vec<String>,
+
+    /// A proxy (CIDR) whose Forwarded / X-Forwarded-* headers are believed
+    /// for the redirect, HSTS and the throttle's client address
+    /// (repeatable) [default: none, the gateway is the edge].
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<String>,
+
     /// Base URL of a running Web Service (http:// or https://); without it a
     /// built-in stand-in starts on 127.0.0.1:41101.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
+
+    /// Pin of the https upstream's key: sha256/BASE64, pin-sha256="BASE64"
+    /// or sha256//BASE64 (repeatable). With pins, the upstream's certificate
+    /// is accepted by its key alone (self-signed is fine) and any other key
+    /// gets 502. Give two: the key in use and a backup key.
+    #[cfg(feature = "pinning")]
+    #[arg(long = "upstream-pin", value_name = "PIN", value_parser = parse_pin, requires = "upstream")]
+    upstream_pins: Vec<String>,
+
+    /// Accept a single --upstream-pin (without a backup pin, a new upstream
+    /// key means reconfiguring the gateway first).
+    #[cfg(feature = "pinning")]
+    #[arg(long, requires = "upstream_pins")]
+    allow_single_pin: bool,
 
     /// htpasswd file (bcrypt, SHA-crypt, argon2, {SHA}, apr1 lines); without
     /// it a demo user with a random password is created. SIGHUP reloads it.
@@ -85,6 +149,18 @@ struct Cli {
     #[arg(long)]
     no_throttle: bool,
 
+    /// Keep throttle counters in this Redis (redis://HOST:PORT/DB), shared
+    /// by every gateway instance that names it.
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "URL", conflicts_with = "no_throttle")]
+    throttle_redis: Option<String>,
+
+    /// If the Redis of --throttle-redis cannot be reached, answer 429 rather
+    /// than check the password unthrottled.
+    #[cfg(feature = "redis")]
+    #[arg(long, requires = "throttle_redis")]
+    throttle_fail_closed: bool,
+
     /// Worker threads, each with its own runtime and listening socket
     /// [default: one per core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -94,6 +170,15 @@ struct Cli {
     /// [default: <temp dir>/tower-perimeter-gateway].
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+}
+
+/// Checks an `--upstream-pin` value as the command line is parsed.
+#[cfg(feature = "pinning")]
+fn parse_pin(value: &str) -> Result<String, String> {
+    value
+        .parse::<tower_perimeter::pinning::Pin>()
+        .map(|pin| pin.to_okhttp())
+        .map_err(|e| e.to_string())
 }
 
 /// A start-up failure: printed on one line, exit code 2.
@@ -189,12 +274,38 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         max_body: cli.max_body,
         upstream_timeout: Duration::from_secs(cli.upstream_timeout),
         throttle: !cli.no_throttle,
+        public_hosts: cli.public_hosts.clone(),
+        trusted_proxies: cli.trusted_proxies.clone(),
+        ..app::GatewayOptions::default()
     };
+    #[cfg(feature = "pinning")]
+    let options = app::GatewayOptions {
+        upstream_pins: cli.upstream_pins.clone(),
+        allow_single_pin: cli.allow_single_pin,
+        ..options
+    };
+    #[cfg(feature = "redis")]
+    let options = app::GatewayOptions {
+        throttle_redis: cli.throttle_redis.clone(),
+        throttle_fail_closed: cli.throttle_fail_closed,
+        ..options
+    };
+    // Bad pins or CIDRs end the program before anything listens (a bad
+    // --public-host as the workers start: it needs the bound ports).
+    app::upstream_tls(&options)?;
+    let _ = app::trusted_proxies(&options)?;
     let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let listeners = app::reuseport_listeners(cli.https, workers)
+    let https = app::reuseport_listeners(cli.https, workers)
         .map_err(|e| format!("--https {}: {e}", cli.https))?;
+    let listeners = if cli.no_http {
+        https.into_iter().map(|l| (l, None)).collect()
+    } else {
+        let http = app::reuseport_listeners(cli.http, workers)
+            .map_err(|e| format!("--http {}: {e}", cli.http))?;
+        https.into_iter().zip(http.into_iter().map(Some)).collect()
+    };
     let gateway = app::start_workers(listeners, tls, &options, store.clone())?;
 
     let signals = install_signals(HtpasswdReloader::new(&htpasswd, store))?;
@@ -205,6 +316,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         &htpasswd,
         demo_password.as_deref(),
         gateway.addr,
+        gateway.http_addr,
     );
 
     signals.await;
@@ -258,12 +370,24 @@ fn print_banner(
     htpasswd: &Path,
     demo_password: Option<&str>,
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
 ) {
-    let host = if addr.ip().is_loopback() && addr.is_ipv4() {
-        format!("localhost:{}", addr.port())
-    } else {
-        addr.to_string()
+    let local = |addr: SocketAddr| {
+        if addr.ip().is_loopback() && addr.is_ipv4() {
+            format!("localhost:{}", addr.port())
+        } else {
+            addr.to_string()
+        }
     };
+    let host = local(addr);
+    // Written at once, and a closed stdout is no reason to stop serving.
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!(out, $($arg)*);
+        }};
+    }
     let base = format!("https://{host}");
     let (user, password) = match demo_password {
         Some(p) => ("demo", p),
@@ -276,26 +400,44 @@ fn print_banner(
         format!("-u '{user}:{password}'")
     };
     let cacert = format!("--cacert '{}'", cert.display());
-    println!();
-    println!("Face SDK gateway on {base} (HTTP/1.1 and HTTP/2)");
-    println!("  upstream:    {}", options.upstream);
-    println!("  certificate: {}", cert.display());
-    println!("  htpasswd:    {}", htpasswd.display());
-    if let Some(password) = demo_password {
-        println!("  user:        demo");
-        println!("  password:    {password}");
+    say!();
+    say!("Face SDK gateway on {base} (HTTP/1.1 and HTTP/2)");
+    say!("  upstream:    {}", options.upstream);
+    if let Some(http) = http_addr {
+        say!("  plain HTTP:  http://{} (redirects to HTTPS)", local(http));
     }
-    println!();
-    println!("Try:");
-    println!("  curl {cacert} {credentials} {base}/api/ping");
-    println!(
+    say!("  certificate: {}", cert.display());
+    #[cfg(feature = "pinning")]
+    match app::certificate_pin(cert) {
+        Ok(pin) => say!("  pin:         {pin}"),
+        Err(err) => say!("  pin:         unavailable ({err})"),
+    }
+    say!("  htpasswd:    {}", htpasswd.display());
+    if let Some(password) = demo_password {
+        say!("  user:        demo");
+        say!("  password:    {password}");
+    }
+    say!();
+    say!("Try:");
+    say!("  curl {cacert} {credentials} {base}/api/ping");
+    say!(
         "  curl {cacert} {credentials} -H 'Content-Type: application/json' \
          -d '{{\"image\":\"aGVsbG8=\"}}' {base}/api/detect"
     );
-    println!(
+    say!(
         "  curl {cacert} -i {base}/api/ping    # no credentials: {}",
         if cli.proxy_auth { "407" } else { "401" }
     );
-    println!();
-    println!("SIGHUP reloads the htpasswd file; Ctrl-C drains and stops.");
+    if let Some(http) = http_addr {
+        say!(
+            "  curl -i http://{}/api/ping    # plain HTTP: 301 to HTTPS",
+            local(http)
+        );
+    }
+    say!();
+    say!("SIGHUP reloads the htpasswd file; Ctrl-C drains and stops.");
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
 }
