@@ -1687,3 +1687,33 @@ fn binary_with_bad_throttle_redis_url_exits_2() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--throttle-redis"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = start(
+        None,
+        app::GatewayOptions {
+            header_timeout: Duration::from_secs(1),
+            ..app::GatewayOptions::default()
+        },
+    )
+    .await;
+    let http = fx.gateway.http_addr.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(http).await.unwrap();
+    // Half a request head, then silence.
+    tcp.write_all(b"GET /api/ping HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    // The bound only keeps a broken build from hanging the suite; the
+    // connection is expected to close after about one second.
+    let read = tokio::time::timeout(Duration::from_secs(15), tcp.read(&mut buf))
+        .await
+        .expect("the gateway kept a half-sent request open");
+    // A reset (Err) means closed as well.
+    if let Ok(n) = read {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+}

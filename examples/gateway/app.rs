@@ -21,7 +21,7 @@ use base64::Engine as _;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -356,6 +356,9 @@ pub(crate) struct GatewayOptions {
     pub(crate) upstream_pins: Vec<String>,
     /// Accept a single upstream pin (by default a backup pin is required).
     pub(crate) allow_single_pin: bool,
+    /// How long a client may take to send a whole request head (HTTP/1.1),
+    /// or to answer a ping (HTTP/2), before its connection is closed.
+    pub(crate) header_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -373,6 +376,7 @@ impl Default for GatewayOptions {
             trusted_proxies: Vec::new(),
             upstream_pins: Vec::new(),
             allow_single_pin: false,
+            header_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -687,14 +691,16 @@ fn start_gateway_on(
         .service(proxy);
 
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let header_timeout = options.header_timeout;
     let mut tasks = vec![tokio::spawn(serve(
         https,
         Some(TlsAcceptor::from(tls)),
         service.clone(),
         rx.clone(),
+        header_timeout,
     ))];
     if let Some(http) = http {
-        tasks.push(tokio::spawn(serve(http, None, service, rx)));
+        tasks.push(tokio::spawn(serve(http, None, service, rx, header_timeout)));
     }
     Ok(Gateway {
         addr,
@@ -735,6 +741,7 @@ async fn serve<S, B>(
     acceptor: Option<TlsAcceptor>,
     service: S,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    header_timeout: Duration,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -746,7 +753,19 @@ async fn serve<S, B>(
     B::Error: Into<BoxError>,
 {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that sends half a request head and waits is dropped after
+    // this long (hyper needs a timer for its header-read timeout), and an
+    // HTTP/2 peer that stops answering pings is dropped too.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(header_timeout);
     let mut shutdown = shutdown;
     let stopped = async move {
         // Also ends when the sender is gone: nobody can stop it any more.

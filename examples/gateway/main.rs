@@ -144,6 +144,12 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     upstream_timeout: u64,
 
+    /// Seconds a client has to send a whole request head before its
+    /// connection is closed (slow-header clients).
+    #[arg(long, value_name = "SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+
     /// Turn off brute-force throttling (by default 10 failed logins per
     /// client address or 5 per user name in 15 minutes lock them out: 429).
     #[arg(long)]
@@ -273,6 +279,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         proxy_auth: cli.proxy_auth,
         max_body: cli.max_body,
         upstream_timeout: Duration::from_secs(cli.upstream_timeout),
+        header_timeout: Duration::from_secs(cli.header_timeout),
         throttle: !cli.no_throttle,
         public_hosts: cli.public_hosts.clone(),
         trusted_proxies: cli.trusted_proxies.clone(),
