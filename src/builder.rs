@@ -22,13 +22,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         self,
         layer: crate::basic_auth::BasicAuthLayer,
     ) -> ServiceBuilder<Stack<crate::basic_auth::BasicAuthLayer, L>>;
-    // methods:basic-auth
-    // methods:gateway
     /// Gives every request a fresh CSP nonce and sets the response's
     /// policy headers; see [`crate::csp`].
     #[cfg(feature = "csp")]
     fn csp(self, layer: crate::csp::CspLayer) -> ServiceBuilder<Stack<crate::csp::CspLayer, L>>;
-    // methods:csp
     /// Redirects or rejects plain-HTTP requests; see
     /// [`HttpsRedirectLayer`](crate::https::HttpsRedirectLayer).
     #[cfg(feature = "https")]
@@ -43,9 +40,6 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         self,
         layer: crate::https::HstsLayer,
     ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>>;
-    // methods:https
-    // methods:pinning
-    // methods:hardening
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
@@ -56,13 +50,10 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     ) -> ServiceBuilder<Stack<crate::basic_auth::BasicAuthLayer, L>> {
         self.layer(layer)
     }
-    // impls:basic-auth
-    // impls:gateway
     #[cfg(feature = "csp")]
     fn csp(self, layer: crate::csp::CspLayer) -> ServiceBuilder<Stack<crate::csp::CspLayer, L>> {
         self.layer(layer)
     }
-    // impls:csp
     #[cfg(feature = "https")]
     fn https_redirect(
         self,
@@ -77,7 +68,4 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     ) -> ServiceBuilder<Stack<crate::https::HstsLayer, L>> {
         self.layer(layer)
     }
-    // impls:https
-    // impls:pinning
-    // impls:hardening
 }

@@ -8,11 +8,8 @@
 //! |---|---|---|
 //! | HTTP Basic authentication ([RFC 7617]) with htpasswd files | `basic_auth` | `basic-auth` (default) |
 //! | Streaming reverse proxy for gateways: hop-by-hop headers, `Forwarded`, JSON `502`/`504`/`413` | `proxy` | `proxy` (default) |
-//! <!-- table:gateway -->
 //! | Content-Security-Policy with per-request nonces, HTML nonce substitution, a Face SDK Web Components preset and a report receiver | `csp` | `csp` (default) |
-//! <!-- table:csp -->
 //! | HTTPS redirect or reject, HSTS ([RFC 6797](https://www.rfc-editor.org/rfc/rfc6797)), trusted proxies ([RFC 7239](https://www.rfc-editor.org/rfc/rfc7239)) | `https` | `https` (default) |
-//! <!-- table:https -->
 //! | Certificate pinning for rustls clients (pins of the validated path, [RFC 7469](https://www.rfc-editor.org/rfc/rfc7469) formats) | `pinning` | `pinning` |
 //! | Brute-force throttling of failed logins, in memory or shared through Redis | `throttle` | `basic-auth` (default), `redis` |
 //!
@@ -97,22 +94,16 @@ mod peer;
 
 #[cfg(feature = "basic-auth")]
 pub mod basic_auth;
-// modules:basic-auth
-#[cfg(feature = "proxy")]
-pub mod proxy;
-// modules:gateway
 #[cfg(feature = "csp")]
 pub mod csp;
-// modules:csp
 #[cfg(feature = "https")]
 pub mod https;
-// modules:https
 #[cfg(feature = "pinning")]
 pub mod pinning;
-// modules:pinning
+#[cfg(feature = "proxy")]
+pub mod proxy;
 #[cfg(feature = "basic-auth")]
 pub mod throttle;
-// modules:hardening
 
 pub use body::PerimeterBody;
 pub use builder::ServiceBuilderExt;
