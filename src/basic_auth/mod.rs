@@ -74,6 +74,7 @@ mod apr1;
 mod cache;
 mod future;
 mod header;
+mod index;
 mod layer;
 mod service;
 mod store;

@@ -1,6 +1,7 @@
 //! The credential set: users from code and from htpasswd files.
 
 use super::apr1;
+use super::index::NameIndex;
 use crate::ConfigError;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -285,10 +286,12 @@ fn check_user_name(user: &str) -> Result<(), String> {
 /// ```
 #[derive(Clone, Default)]
 pub struct Users {
-    entries: HashMap<Arc<str>, StoredHash>,
-    /// Stands in for unknown users so that they cost the same work as a
-    /// wrong password for a known one.
-    dummy: Option<(Arc<str>, StoredHash)>,
+    /// Position in `slots` of each user name; see [`NameIndex`].
+    index: NameIndex,
+    /// The entries; `slots[0]` is the dummy that stands in for unknown users
+    /// so that they cost the same work as a wrong password for a known one.
+    /// Empty for an empty set.
+    slots: Vec<(Arc<str>, StoredHash)>,
 }
 
 impl Users {
@@ -318,22 +321,22 @@ impl Users {
 
     /// The number of users.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len().saturating_sub(1)
     }
 
     /// Whether the set is empty (every request is then rejected).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Whether `user` is in the set.
     pub fn contains(&self, user: &str) -> bool {
-        self.entries.contains_key(user)
+        self.get(user).is_some()
     }
 
     /// The hash format stored for `user`.
     pub fn format_of(&self, user: &str) -> Option<HashFormat> {
-        self.entries.get(user).map(StoredHash::format)
+        self.get(user).map(|(_, h)| h.format())
     }
 
     /// The stored hash for `user`, or the dummy that stands in for unknown
@@ -343,24 +346,31 @@ impl Users {
         self.entry(user).map(|(_, h, known)| (h, known))
     }
 
-    /// The shared name and stored hash of `user`, or a nameless dummy entry
-    /// for unknown users, and whether the user is known. Both arms hand back
-    /// the same shapes so that callers do the same work for either.
-    /// `None` only for an empty set.
+    /// The shared name and stored hash of `user`, or the nameless dummy entry
+    /// for unknown users, and whether the user is known. The lookup does the
+    /// same work either way (see [`NameIndex`]). `None` only for an empty set.
     pub(crate) fn entry(&self, user: &str) -> Option<(&Arc<str>, &StoredHash, bool)> {
-        match self.entries.get_key_value(user) {
-            Some((name, h)) => Some((name, h, true)),
-            None => self.dummy.as_ref().map(|(name, h)| (name, h, false)),
-        }
+        let at = self.index.find(user);
+        let (name, hash) = self.slots.get(at as usize)?;
+        Some((name, hash, at != 0))
+    }
+
+    /// The entry of a known `user`, its name compared exactly (not for the
+    /// request path, where [`Users::entry`] keeps the work uniform).
+    fn get(&self, user: &str) -> Option<&(Arc<str>, StoredHash)> {
+        let at = self.index.find(user);
+        self.slots
+            .get(at as usize)
+            .filter(|(name, _)| at != 0 && &**name == user)
     }
 }
 
 impl fmt::Debug for Users {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<_> = self.entries.keys().collect();
+        let mut names: Vec<_> = self.slots.iter().skip(1).map(|(n, _)| n).collect();
         names.sort();
         f.debug_struct("Users")
-            .field("count", &self.entries.len())
+            .field("count", &self.len())
             .field("users", &names)
             .field("hashes", &"<redacted>")
             .finish()
@@ -507,10 +517,15 @@ impl UsersBuilder {
             .values()
             .max_by_key(|(n, h)| (*n, h.format().is_slow()))
             .map(|(_, h)| (Arc::from(""), dummy_like(h)));
-        Users {
-            entries: self.entries,
-            dummy,
-        }
+        let Some(dummy) = dummy else {
+            return Users::default();
+        };
+        let mut slots = Vec::with_capacity(self.entries.len() + 1);
+        slots.push(dummy);
+        slots.extend(self.entries);
+        let names: Vec<&str> = slots[1..].iter().map(|(n, _)| &**n).collect();
+        let index = NameIndex::build(&names);
+        Users { index, slots }
     }
 }
 
