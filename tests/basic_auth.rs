@@ -20,6 +20,8 @@ use tower_perimeter::basic_auth::{
 };
 use tower_perimeter::ServiceBuilderExt;
 
+mod common;
+
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 fn client() -> HttpClient {
@@ -313,32 +315,11 @@ async fn every_format_apache_htpasswd_writes_is_checked_or_refused() {
     }
 }
 
-/// A `tracing` writer that keeps everything written to it.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(feature = "tracing")]
 #[tokio::test]
 async fn failures_are_logged_with_a_reason_and_never_the_password() {
     use tower::{Layer, ServiceExt};
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::LogCapture::install(tracing::Level::DEBUG);
 
     let users = Users::builder().user("demo", "s3cret-pw").unwrap().build();
     let svc = BasicAuthLayer::builder()
@@ -371,7 +352,7 @@ async fn failures_are_logged_with_a_reason_and_never_the_password() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("wrong_password"), "{log}");
     assert!(log.contains("unknown_user"), "{log}");
     assert!(log.contains("missing"), "{log}");

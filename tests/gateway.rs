@@ -26,6 +26,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 use tower_perimeter::basic_auth::{htpasswd_bcrypt_line, CredentialStore, HtpasswdReloader, Users};
 
+mod common;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ClientBody = BoxBody<Bytes, BoxError>;
 type HttpsClient = Client<HttpsConnector<HttpConnector>, ClientBody>;
@@ -1386,35 +1388,12 @@ async fn pinned_https_upstream_with_the_right_pin_is_reached() {
     assert_eq!(standin.log.last_headers().unwrap()[app::USER_HEADER], USER);
 }
 
-/// Collects formatted `tracing` output of the current thread.
-#[cfg(feature = "pinning")]
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-#[cfg(feature = "pinning")]
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// `#[tokio::test]` runs everything (the gateway, its proxy's connection
 /// tasks) on this thread, so a thread-local subscriber sees the events.
 #[cfg(all(feature = "pinning", feature = "tracing"))]
 #[tokio::test]
 async fn wrong_upstream_pins_give_502_log_the_mismatch_and_the_upstream_sees_nothing() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::LogCapture::install(tracing::Level::WARN);
 
     let (standin, right) = pinned_standin().await;
     let fx = start(
@@ -1433,7 +1412,7 @@ async fn wrong_upstream_pins_give_502_log_the_mismatch_and_the_upstream_sees_not
     assert_json_error(&answer, 502, "bad_gateway");
     assert_eq!(standin.log.hits(), 0);
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let line = log
         .lines()
         .find(|l| l.contains("reason=\"pin_mismatch\""))
@@ -1552,54 +1531,10 @@ fn binary_banner_shows_its_own_certificate_pin() {
 /// A `redis-server` of the test's own on a free loopback port, stopped on
 /// drop.
 #[cfg(feature = "redis")]
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-#[cfg(feature = "redis")]
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-#[cfg(feature = "redis")]
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[cfg(feature = "redis")]
 #[tokio::test]
 #[ignore = "needs redis-server"]
 async fn two_gateways_share_throttle_counters_through_redis() {
-    let redis = RedisServer::start();
+    let redis = common::RedisServer::start();
     let options = app::GatewayOptions {
         throttle_redis: Some(redis.url()),
         throttle_fail_closed: true,

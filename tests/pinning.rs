@@ -26,6 +26,8 @@ use tower_perimeter::pinning::{
     self, AfterExpiry, Pin, PinSet, PinnedVerifier, PinningError, PinningFailure,
 };
 
+mod common;
+
 // ---------------------------------------------------------------------------
 // Certificates
 // ---------------------------------------------------------------------------
@@ -642,36 +644,11 @@ async fn report_only_mismatch_calls_back_with_the_full_error_and_connects() {
     assert_eq!(seen[0].chain().len(), 3);
 }
 
-/// Collects formatted tracing output.
-#[cfg(feature = "tracing")]
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-#[cfg(feature = "tracing")]
-impl io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(feature = "tracing")]
 #[tokio::test]
 async fn report_only_mismatch_logs_a_warning_naming_host_and_pins() {
-    use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
     // The current-thread test runtime runs the handshake on this thread.
-    let _guard = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish()
-        .set_default();
+    let (logs, _guard) = common::LogCapture::install(tracing::Level::TRACE);
 
     let pki = pki();
     let addr = serve_chain(pki.chain(), &pki.leaf).await;
@@ -682,7 +659,7 @@ async fn report_only_mismatch_logs_a_warning_naming_host_and_pins() {
     let config = pinning::client_config(pins, roots(&[&pki.root])).unwrap();
     handshake(config, addr, "localhost").await.unwrap();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("WARN"), "{text}");
     assert!(text.contains("pin_mismatch_reported"), "{text}");
     assert!(text.contains("localhost"), "{text}");

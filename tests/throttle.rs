@@ -7,61 +7,14 @@ use http::header::AUTHORIZATION;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tower::{Layer, ServiceExt};
 use tower_perimeter::basic_auth::{BasicAuthLayer, Credentials, Users};
 use tower_perimeter::throttle::{FailMode, RedisStore, Throttle, ThrottlePolicy};
 
-/// A `redis-server` of our own on a free loopback port, stopped on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
+use common::RedisServer as Redis;
 
-impl Redis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
 
 fn layer(throttle: Throttle) -> BasicAuthLayer {
     BasicAuthLayer::builder()
@@ -141,8 +94,7 @@ async fn redis_going_away_fails_open_or_closed_without_hanging() {
         status(&closed, "192.0.2.1", "demo", "right").await,
         StatusCode::OK
     );
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.stop();
     assert_eq!(
         status(&open, "192.0.2.1", "demo", "right").await,
         StatusCode::OK
